@@ -1,0 +1,167 @@
+//! Checks that go beyond types: exactly one kind per tool and model, expressions and schemas that
+//! compile, and references (an agent naming a tool) that resolve.
+
+use super::{BUILTIN_MODELS, BUILTIN_TOOLS, Checker, Project};
+use crate::config::source::pointer_segment;
+use serde_json::Value;
+
+pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
+    let p = |section: &str, name: &str| format!("/{section}/{}", pointer_segment(name));
+
+    for (name, model) in &project.models {
+        let at = p("models", name);
+        let kinds = [model.local.is_some(), model.path.is_some(), model.openai.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            c.at(&at, format!("model `{name}` needs exactly one of `local`, `path`, `openai`"));
+        }
+        if let Some(local) = &model.local
+            && !BUILTIN_MODELS.contains(&local.as_str())
+        {
+            c.at(
+                &format!("{at}/local"),
+                format!("`{local}` is not a built-in model (built-in: {})", BUILTIN_MODELS.join(", ")),
+            );
+        }
+    }
+    let model_exists = |m: &str| project.models.contains_key(m) || BUILTIN_MODELS.contains(&m);
+
+    let mut ids = std::collections::HashMap::new();
+    for (name, tool) in &project.tools {
+        let at = p("tools", name);
+        let id = tool.id.clone().unwrap_or_else(|| name.clone());
+        if let Some(other) = ids.insert(id.clone(), name.clone()) {
+            c.at(&at, format!("tool id `{id}` is already used by tool `{other}`"));
+        }
+        let kinds = [tool.builtin.is_some(), tool.jq.is_some(), tool.http.is_some(), tool.command.is_some()];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            c.at(&at, format!("tool `{name}` needs exactly one of `builtin`, `jq`, `http`, `command`"));
+        }
+        if let Some(b) = &tool.builtin
+            && !BUILTIN_TOOLS.contains(&b.as_str())
+        {
+            c.at(
+                &format!("{at}/builtin"),
+                format!("`{b}` is not a built-in tool (built-in: {})", BUILTIN_TOOLS.join(", ")),
+            );
+        }
+        if let Some(expr) = &tool.jq {
+            expression(c, &format!("{at}/jq"), expr);
+        }
+        if let Some(http) = &tool.http {
+            expression(c, &format!("{at}/http/url"), &http.url);
+            if let Some(body) = &http.body {
+                expression(c, &format!("{at}/http/body"), body);
+            }
+            if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
+                c.at(&format!("{at}/http/method"), format!("`{}` is not an HTTP method", http.method));
+            }
+        }
+        if let Some(cmd) = &tool.command
+            && cmd.program.trim().is_empty()
+        {
+            c.at(&format!("{at}/command/program"), "`program` must not be empty");
+        }
+        for key in ["input_schema", "output_schema"] {
+            let schema = if key == "input_schema" { &tool.input_schema } else { &tool.output_schema };
+            if let Some(s) = schema {
+                schema_problem(c, &format!("{at}/{key}"), s);
+            }
+        }
+    }
+
+    for (name, agent) in &project.agents {
+        let at = p("agents", name);
+        if !model_exists(&agent.model) {
+            c.at(&format!("{at}/model"), format!("agent `{name}` uses model `{}`, which is not defined", agent.model));
+        }
+        refs(c, &at, "tools", &agent.tools, |t| project.tools.contains_key(t), "tool");
+        refs(c, &at, "workflows", &agent.workflows, |w| project.workflows.contains_key(w), "workflow");
+        for (i, s) in agent.scorers.iter().enumerate() {
+            let sat = format!("{at}/scorers/{i}");
+            if !project.scorers.contains_key(&s.scorer) {
+                c.at(&format!("{sat}/scorer"), format!("scorer `{}` is not defined", s.scorer));
+            }
+            if let Some(rate) = s.sampling_rate
+                && !(0.0..=1.0).contains(&rate)
+            {
+                c.at(&format!("{sat}/sampling_rate"), "`sampling_rate` must be between 0 and 1");
+            }
+        }
+    }
+
+    for (name, wf) in &project.workflows {
+        let at = p("workflows", name);
+        for (key, schema) in [("input_schema", &wf.input_schema), ("output_schema", &wf.output_schema)] {
+            if let Some(s) = schema {
+                schema_problem(c, &format!("{at}/{key}"), s);
+            }
+        }
+    }
+
+    for (name, net) in &project.networks {
+        let at = p("networks", name);
+        if !model_exists(&net.model) {
+            c.at(&format!("{at}/model"), format!("network `{name}` uses model `{}`, which is not defined", net.model));
+        }
+        refs(c, &at, "agents", &net.agents, |a| project.agents.contains_key(a), "agent");
+        refs(c, &at, "workflows", &net.workflows, |w| project.workflows.contains_key(w), "workflow");
+        refs(c, &at, "tools", &net.tools, |t| project.tools.contains_key(t), "tool");
+    }
+
+    for (name, server) in &project.mcp_servers {
+        let at = p("mcp_servers", name);
+        refs(c, &at, "tools", &server.tools, |t| project.tools.contains_key(t), "tool");
+        refs(c, &at, "agents", &server.agents, |a| project.agents.contains_key(a), "agent");
+        refs(c, &at, "workflows", &server.workflows, |w| project.workflows.contains_key(w), "workflow");
+    }
+
+    for (name, client) in &project.mcp_clients {
+        if client.command.is_some() == client.url.is_some() {
+            c.at(&p("mcp_clients", name), format!("MCP client `{name}` needs exactly one of `command`, `url`"));
+        }
+    }
+
+    for (name, scorer) in &project.scorers {
+        let at = p("scorers", name);
+        if scorer.jq.is_some() == scorer.judge.is_some() {
+            c.at(&at, format!("scorer `{name}` needs exactly one of `jq`, `judge`"));
+        }
+        if let Some(expr) = &scorer.jq {
+            expression(c, &format!("{at}/jq"), expr);
+        }
+        if let Some(judge) = &scorer.judge
+            && !project.agents.contains_key(judge)
+        {
+            c.at(&format!("{at}/judge"), format!("agent `{judge}` is not defined"));
+        }
+    }
+
+    for (name, store) in &project.vector_stores {
+        if let Some(e) = &store.embedder
+            && !model_exists(e)
+        {
+            c.at(&format!("{}/embedder", p("vector_stores", name)), format!("model `{e}` is not defined"));
+        }
+    }
+}
+
+/// Reports each entry of `list` (at `{at}/{field}/{i}`) that does not name an existing `kind`.
+fn refs(c: &mut Checker<'_>, at: &str, field: &str, list: &[String], exists: impl Fn(&str) -> bool, kind: &str) {
+    for (i, name) in list.iter().enumerate() {
+        if !exists(name) {
+            c.at(&format!("{at}/{field}/{i}"), format!("{kind} `{name}` is not defined"));
+        }
+    }
+}
+
+fn expression(c: &mut Checker<'_>, at: &str, expr: &str) {
+    if let Err(e) = crate::expr::Expr::compile(expr) {
+        c.at(at, format!("invalid jq expression: {e}"));
+    }
+}
+
+fn schema_problem(c: &mut Checker<'_>, at: &str, schema: &Value) {
+    if let Err(e) = crate::tools::schema::Schema::compile(schema.clone()) {
+        c.at(at, format!("invalid JSON Schema: {e}"));
+    }
+}

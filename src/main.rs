@@ -1,0 +1,146 @@
+//! The `edgestra` command line: `serve` and `validate`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edgestra::config::{self, ConfigError, Project};
+use edgestra::server::{self, ServeOptions};
+use edgestra::telemetry::{self, LogFormat};
+
+/// edgestra — run Mastra-compatible agents, tools and workflows locally, from one binary.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the API server and the playground.
+    Serve(ServeArgs),
+    /// Check a project file and print every problem with its line and column.
+    Validate {
+        /// The project file (YAML or JSON).
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Project file. Without it, ./edgestra.yaml if present, else the built-in default project.
+    #[arg(long, short, env = "EDGESTRA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (use 0.0.0.0 to accept other machines).
+    #[arg(long, env = "EDGESTRA_HOST")]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short, env = "EDGESTRA_PORT")]
+    port: Option<u16>,
+    /// Where edgestra keeps its data file.
+    #[arg(long, env = "EDGESTRA_DATA_DIR", default_value = "./.edgestra")]
+    data_dir: PathBuf,
+    /// Require `Authorization: Bearer <key>` on /api and /a2a (overrides server.api_key).
+    #[arg(long, env = "EDGESTRA_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Development mode: enables dev-only routes such as editing agent instructions.
+    #[arg(long, env = "EDGESTRA_DEV")]
+    dev: bool,
+    /// Format of the logs printed on stdout.
+    #[arg(long, env = "EDGESTRA_LOG_FORMAT", value_enum, default_value = "pretty")]
+    log_format: LogFormat,
+}
+
+fn load_project(path: Option<&Path>) -> Result<(Project, String), ConfigError> {
+    match path {
+        Some(p) => Ok((config::load_file(p)?, p.display().to_string())),
+        None if Path::new("edgestra.yaml").exists() => {
+            Ok((config::load_file(Path::new("edgestra.yaml"))?, "edgestra.yaml".into()))
+        }
+        None => Ok((config::load_str(config::DEFAULT_PROJECT, "the default project")?, "the default project".into())),
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    telemetry::install(Some(args.log_format));
+    let (project, origin) = match load_project(args.config.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = ServeOptions {
+        host: args.host.or_else(|| project.server.host.clone()).unwrap_or_else(|| "127.0.0.1".into()),
+        port: args.port.or(project.server.port).unwrap_or(4111),
+        data_dir: args.data_dir,
+        api_key: args.api_key.or_else(|| project.server.api_key.clone()),
+        dev: args.dev,
+    };
+    let running = match server::start(project, opts.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edgestra: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = format!("http://{}", running.addr);
+    println!("edgestra is serving {origin}: API {base}/api · playground {base}/");
+    tracing::info!(addr = %running.addr, data_dir = %opts.data_dir.display(), "edgestra started");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn validate(file: &Path) -> ExitCode {
+    match config::load_file(file) {
+        Ok(p) => {
+            println!(
+                "{} is valid: {} model(s), {} tool(s), {} agent(s), {} workflow(s)",
+                file.display(),
+                p.models.len(),
+                p.tools.len(),
+                p.agents.len(),
+                p.workflows.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid { problems, .. }) => {
+            for p in &problems {
+                eprintln!("{}:{p}", file.display());
+            }
+            eprintln!("{} problem(s) found", problems.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Validate { file } => validate(&file),
+    }
+}

@@ -1,0 +1,185 @@
+//! The HTTP layer (salvo): routing, conventions shared by every route (errors, body limit, CORS,
+//! auth, request ids), and one module per API group with thin handlers that call the engines.
+
+mod error;
+mod logs;
+mod middleware;
+mod pending;
+mod playground;
+pub mod request;
+mod state;
+mod system;
+mod telemetry;
+mod tools;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use salvo::catcher::Catcher;
+use salvo::conn::tcp::TcpAcceptor;
+use salvo::cors::{AllowHeaders, Cors};
+use salvo::http::Method;
+use salvo::oapi::OpenApi;
+use salvo::prelude::*;
+use salvo::server::ServerHandle;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+pub use state::AppState;
+
+use crate::config::{CorsSetting, Project};
+use crate::storage::Store;
+use crate::telemetry::LogCapture;
+use crate::tools::ToolRegistry;
+
+/// Mastra's default body limit: 4.5 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 4_718_592;
+
+/// How the server is started (CLI flags, already merged with the project's `server:` section
+/// by [`ServeOptions::resolve`]).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub api_key: Option<String>,
+    pub dev: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Tools(#[from] crate::tools::ToolError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// A running server; [`RunningServer::stop`] shuts it down gracefully.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    handle: ServerHandle,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    capture: Option<LogCapture>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets requests in flight finish (up to 10 s), then closes the
+    /// log writer after it has stored everything it was given.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        self.handle.stop_graceful(Some(Duration::from_secs(10)));
+        let _ = (&mut self.task).await;
+        if let Some(capture) = self.capture.take() {
+            let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
+        }
+    }
+
+    /// Waits until the server stops by itself (it does not, unless its task fails).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens storage, builds the engines and starts listening.
+pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer, ServerError> {
+    crate::telemetry::install(None);
+    let data_dir = opts.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await
+        .expect("storage open task")?;
+    let tools = ToolRegistry::from_project(&project)?;
+    let capture = LogCapture::start(store.clone(), &project.server.logs);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let state = Arc::new(AppState {
+        body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+        api_key: opts.api_key.clone().filter(|k| !k.is_empty()),
+        dev: opts.dev,
+        instance: capture.instance,
+        shutdown: shutdown_rx,
+        tools,
+        store,
+        project,
+    });
+
+    let addr = format!("{}:{}", opts.host, opts.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
+    let acceptor = TcpAcceptor::try_from(listener).map_err(|source| ServerError::Bind { addr, source })?;
+    let server = Server::new(acceptor);
+    let handle = server.handle();
+    let service = service(state.clone());
+    let task = tokio::spawn(async move {
+        server.serve(service).await;
+    });
+    Ok(RunningServer { addr: local, state, handle, shutdown: shutdown_tx, task, capture: Some(capture) })
+}
+
+/// The API routes, in precedence order (static segments before parameters).
+fn api_router() -> Router {
+    let router = Router::new()
+        .push(Router::with_path("api").get(system::root))
+        .push(Router::with_path("api/tools").get(tools::list))
+        .push(Router::with_path("api/tools/{toolId}").get(tools::get))
+        .push(Router::with_path("api/tools/{toolId}/execute").post(tools::execute))
+        .push(Router::with_path("api/logs").get(logs::list))
+        .push(Router::with_path("api/logs/transports").get(logs::transports))
+        .push(Router::with_path("api/logs/{runId}").get(logs::by_run))
+        .push(Router::with_path("api/telemetry").get(telemetry::list).post(telemetry::ingest));
+    pending::routes(router)
+}
+
+/// The OpenAPI document of exactly the routes [`api_router`] serves.
+pub fn openapi() -> OpenApi {
+    OpenApi::new("Mastra API", "1.0.0").merge_router(&api_router())
+}
+
+fn cors(project: &Project) -> Option<salvo::cors::CorsHandler> {
+    let custom = match &project.server.cors {
+        Some(CorsSetting::Enabled(false)) => return None,
+        Some(CorsSetting::Custom(c)) => Some(c.clone()),
+        _ => None,
+    };
+    let mut headers = vec!["content-type".to_string(), "authorization".into(), "x-mastra-client-type".into()];
+    let mut origins = vec!["*".to_string()];
+    if let Some(c) = custom {
+        headers.extend(c.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
+        if !c.origins.is_empty() {
+            origins = c.origins.clone();
+        }
+    }
+    let cors = Cors::new()
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers(AllowHeaders::list(headers.iter().filter_map(|h| h.parse().ok())))
+        .expose_headers(vec!["content-length", "x-requested-with", "x-request-id"])
+        .max_age(3600u64);
+    let cors = if origins.iter().any(|o| o == "*") {
+        cors.allow_origin(salvo::cors::Any)
+    } else {
+        cors.allow_origin(origins.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    Some(cors.into_handler())
+}
+
+fn service(state: Arc<AppState>) -> Service {
+    let doc = openapi();
+    let router = Router::new()
+        .hoop(middleware::auth)
+        .hoop(middleware::body_and_context)
+        .push(api_router())
+        .push(Router::with_path("openapi.json").get(doc))
+        .push(Router::with_path("refresh-events").get(system::refresh_events))
+        .push(Router::with_path("{**path}").get(playground::serve));
+    let mut service = Service::new(router).hoop(state::Inject(state.clone())).hoop(middleware::request_span);
+    if let Some(cors) = cors(&state.project) {
+        service = service.hoop(cors);
+    }
+    service.catcher(Catcher::default().hoop(middleware::json_errors))
+}

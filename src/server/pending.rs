@@ -1,0 +1,132 @@
+//! Routes of the Mastra API whose capability edgestra has not built yet. They are served — so
+//! clients and `/openapi.json` see the whole route set — and answer 501 with a JSON error that
+//! names the route, never a fake result. Each group moves to its own module when it is built.
+
+use salvo::prelude::*;
+
+use super::ApiError;
+
+fn not_built(req: &Request, group: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!("{} {} is not implemented in this edgestra build yet ({group} is planned)", req.method(), req.uri().path()),
+    )
+}
+
+macro_rules! pending_routes {
+    ($( $name:ident $method:ident $tag:literal $path:literal ;)*) => {
+        $(
+            #[endpoint(tags($tag))]
+            pub async fn $name(req: &mut Request) -> Result<(), ApiError> {
+                Err(not_built(req, $tag))
+            }
+        )*
+
+        /// Adds every pending route to `router`, static segments before parameters.
+        pub fn routes(mut router: Router) -> Router {
+            $( router = router.push(Router::with_path($path).$method($name)); )*
+            router
+        }
+    };
+}
+
+pending_routes! {
+    get_well_known_agent_id_agent_json get "agents" ".well-known/{agentId}/agent.json";
+    post_a2a_agent_id post "agents" "a2a/{agentId}";
+    get_api_agents get "agents" "api/agents";
+    get_api_agents_agent_id get "agents" "api/agents/{agentId}";
+    get_api_agents_agent_id_evals_ci get "agents" "api/agents/{agentId}/evals/ci";
+    get_api_agents_agent_id_evals_live get "agents" "api/agents/{agentId}/evals/live";
+    post_api_agents_agent_id_generate post "agents" "api/agents/{agentId}/generate";
+    post_api_agents_agent_id_instructions post "agents" "api/agents/{agentId}/instructions";
+    post_api_agents_agent_id_instructions_enhance post "agents" "api/agents/{agentId}/instructions/enhance";
+    post_api_agents_agent_id_listen post "agents" "api/agents/{agentId}/listen";
+    post_api_agents_agent_id_speak post "agents" "api/agents/{agentId}/speak";
+    get_api_agents_agent_id_speakers get "agents" "api/agents/{agentId}/speakers";
+    post_api_agents_agent_id_stream post "agents" "api/agents/{agentId}/stream";
+    post_api_agents_agent_id_stream_vnext post "agents" "api/agents/{agentId}/streamVNext";
+    post_api_agents_agent_id_tools_tool_id_execute post "agents" "api/agents/{agentId}/tools/{toolId}/execute";
+    post_api_agents_agent_id_voice_listen post "agents" "api/agents/{agentId}/voice/listen";
+    get_api_agents_agent_id_voice_listener get "agents" "api/agents/{agentId}/voice/listener";
+    post_api_agents_agent_id_voice_speak post "agents" "api/agents/{agentId}/voice/speak";
+    get_api_agents_agent_id_voice_speakers get "agents" "api/agents/{agentId}/voice/speakers";
+    get_api_mcp_v0_servers get "mcp" "api/mcp/v0/servers";
+    get_api_mcp_v0_servers_id get "mcp" "api/mcp/v0/servers/{id}";
+    get_api_mcp_server_id_mcp get "mcp" "api/mcp/{serverId}/mcp";
+    post_api_mcp_server_id_mcp post "mcp" "api/mcp/{serverId}/mcp";
+    post_api_mcp_server_id_messages post "mcp" "api/mcp/{serverId}/messages";
+    get_api_mcp_server_id_sse get "mcp" "api/mcp/{serverId}/sse";
+    get_api_mcp_server_id_tools get "mcp" "api/mcp/{serverId}/tools";
+    get_api_mcp_server_id_tools_tool_id get "mcp" "api/mcp/{serverId}/tools/{toolId}";
+    post_api_mcp_server_id_tools_tool_id_execute post "mcp" "api/mcp/{serverId}/tools/{toolId}/execute";
+    get_api_memory_config get "memory" "api/memory/config";
+    post_api_memory_messages_delete post "memory" "api/memory/messages/delete";
+    post_api_memory_network_messages_delete post "networkMemory" "api/memory/network/messages/delete";
+    post_api_memory_network_save_messages post "networkMemory" "api/memory/network/save-messages";
+    get_api_memory_network_status get "networkMemory" "api/memory/network/status";
+    get_api_memory_network_threads get "networkMemory" "api/memory/network/threads";
+    post_api_memory_network_threads post "networkMemory" "api/memory/network/threads";
+    delete_api_memory_network_threads_thread_id delete "networkMemory" "api/memory/network/threads/{threadId}";
+    get_api_memory_network_threads_thread_id get "networkMemory" "api/memory/network/threads/{threadId}";
+    patch_api_memory_network_threads_thread_id patch "networkMemory" "api/memory/network/threads/{threadId}";
+    get_api_memory_network_threads_thread_id_messages get "networkMemory" "api/memory/network/threads/{threadId}/messages";
+    post_api_memory_save_messages post "memory" "api/memory/save-messages";
+    get_api_memory_search get "memory" "api/memory/search";
+    get_api_memory_status get "memory" "api/memory/status";
+    get_api_memory_threads get "memory" "api/memory/threads";
+    post_api_memory_threads post "memory" "api/memory/threads";
+    get_api_memory_threads_paginated get "memory" "api/memory/threads/paginated";
+    delete_api_memory_threads_thread_id delete "memory" "api/memory/threads/{threadId}";
+    get_api_memory_threads_thread_id get "memory" "api/memory/threads/{threadId}";
+    patch_api_memory_threads_thread_id patch "memory" "api/memory/threads/{threadId}";
+    get_api_memory_threads_thread_id_messages get "memory" "api/memory/threads/{threadId}/messages";
+    get_api_memory_threads_thread_id_messages_paginated get "memory" "api/memory/threads/{threadId}/messages/paginated";
+    get_api_memory_threads_thread_id_working_memory get "memory" "api/memory/threads/{threadId}/working-memory";
+    post_api_memory_threads_thread_id_working_memory post "memory" "api/memory/threads/{threadId}/working-memory";
+    get_api_networks get "networks" "api/networks";
+    get_api_networks_v_next get "vNextNetworks" "api/networks/v-next";
+    get_api_networks_v_next_network_id get "vNextNetworks" "api/networks/v-next/{networkId}";
+    post_api_networks_v_next_network_id_generate post "vNextNetworks" "api/networks/v-next/{networkId}/generate";
+    post_api_networks_v_next_network_id_loop post "vNextNetworks" "api/networks/v-next/{networkId}/loop";
+    post_api_networks_v_next_network_id_loop_stream post "vNextNetworks" "api/networks/v-next/{networkId}/loop-stream";
+    post_api_networks_v_next_network_id_stream post "vNextNetworks" "api/networks/v-next/{networkId}/stream";
+    get_api_networks_network_id get "networks" "api/networks/{networkId}";
+    post_api_networks_network_id_generate post "networks" "api/networks/{networkId}/generate";
+    post_api_networks_network_id_stream post "networks" "api/networks/{networkId}/stream";
+    post_api_scores post "scores" "api/scores";
+    get_api_scores_entity_entity_type_entity_id get "scores" "api/scores/entity/{entityType}/{entityId}";
+    get_api_scores_run_run_id get "scores" "api/scores/run/{runId}";
+    get_api_scores_scorer_scorer_id get "scores" "api/scores/scorer/{scorerId}";
+    get_api_scores_scorers get "scores" "api/scores/scorers";
+    get_api_scores_scorers_scorer_id get "scores" "api/scores/scorers/{scorerId}";
+    post_api_vector_vector_name_create_index post "vector" "api/vector/{vectorName}/create-index";
+    get_api_vector_vector_name_indexes get "vector" "api/vector/{vectorName}/indexes";
+    delete_api_vector_vector_name_indexes_index_name delete "vector" "api/vector/{vectorName}/indexes/{indexName}";
+    get_api_vector_vector_name_indexes_index_name get "vector" "api/vector/{vectorName}/indexes/{indexName}";
+    post_api_vector_vector_name_query post "vector" "api/vector/{vectorName}/query";
+    post_api_vector_vector_name_upsert post "vector" "api/vector/{vectorName}/upsert";
+    get_api_workflows get "workflows" "api/workflows";
+    get_api_workflows_legacy get "legacyWorkflows" "api/workflows/legacy";
+    get_api_workflows_legacy_workflow_id get "legacyWorkflows" "api/workflows/legacy/{workflowId}";
+    post_api_workflows_legacy_workflow_id_create_run post "legacyWorkflows" "api/workflows/legacy/{workflowId}/create-run";
+    post_api_workflows_legacy_workflow_id_resume post "legacyWorkflows" "api/workflows/legacy/{workflowId}/resume";
+    post_api_workflows_legacy_workflow_id_resume_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/resume-async";
+    get_api_workflows_legacy_workflow_id_runs get "legacyWorkflows" "api/workflows/legacy/{workflowId}/runs";
+    post_api_workflows_legacy_workflow_id_start post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start";
+    post_api_workflows_legacy_workflow_id_start_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start-async";
+    get_api_workflows_legacy_workflow_id_watch get "legacyWorkflows" "api/workflows/legacy/{workflowId}/watch";
+    get_api_workflows_workflow_id get "workflows" "api/workflows/{workflowId}";
+    post_api_workflows_workflow_id_create_run post "workflows" "api/workflows/{workflowId}/create-run";
+    post_api_workflows_workflow_id_resume post "workflows" "api/workflows/{workflowId}/resume";
+    post_api_workflows_workflow_id_resume_async post "workflows" "api/workflows/{workflowId}/resume-async";
+    get_api_workflows_workflow_id_runs get "workflows" "api/workflows/{workflowId}/runs";
+    get_api_workflows_workflow_id_runs_run_id get "workflows" "api/workflows/{workflowId}/runs/{runId}";
+    post_api_workflows_workflow_id_runs_run_id_cancel post "workflows" "api/workflows/{workflowId}/runs/{runId}/cancel";
+    get_api_workflows_workflow_id_runs_run_id_execution_result get "workflows" "api/workflows/{workflowId}/runs/{runId}/execution-result";
+    post_api_workflows_workflow_id_runs_run_id_send_event post "workflows" "api/workflows/{workflowId}/runs/{runId}/send-event";
+    post_api_workflows_workflow_id_start post "workflows" "api/workflows/{workflowId}/start";
+    post_api_workflows_workflow_id_start_async post "workflows" "api/workflows/{workflowId}/start-async";
+    post_api_workflows_workflow_id_stream post "workflows" "api/workflows/{workflowId}/stream";
+    post_api_workflows_workflow_id_stream_vnext post "workflows" "api/workflows/{workflowId}/streamVNext";
+    get_api_workflows_workflow_id_watch get "workflows" "api/workflows/{workflowId}/watch";
+}

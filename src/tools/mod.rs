@@ -1,0 +1,202 @@
+//! The tool registry: tools declared in the project file (built-in, jq, HTTP, command), their
+//! input validation, and their execution. Knows nothing of HTTP serving.
+
+pub mod builtin;
+mod command;
+mod http;
+pub mod schema;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use crate::config::{Project, ToolConfig};
+use crate::expr::{Expr, ExprError};
+use schema::Schema;
+
+/// Longest a tool may run when the project file sets no timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("Tool not found")]
+    NotFound,
+    #[error("Invalid tool input: {}", .0.join("; "))]
+    InvalidInput(Vec<String>),
+    #[error("tool timed out after {0} ms")]
+    Timeout(u64),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<ExprError> for ToolError {
+    fn from(e: ExprError) -> Self {
+        ToolError::Failed(e.to_string())
+    }
+}
+
+/// What a tool receives besides its input.
+#[derive(Debug, Clone, Default)]
+pub struct ToolContext {
+    /// The request's `runtimeContext` entries.
+    pub runtime_context: Map<String, Value>,
+    pub run_id: Option<String>,
+}
+
+enum Kind {
+    Builtin(String),
+    Jq(Expr),
+    Http(http::HttpTool),
+    Command(command::CommandTool),
+}
+
+/// A tool ready to run.
+pub struct Tool {
+    /// The key under `tools:` in the project file (the export name on the wire).
+    pub key: String,
+    pub id: String,
+    pub description: String,
+    pub input_schema: Schema,
+    pub output_schema: Option<Schema>,
+    kind: Kind,
+}
+
+impl std::fmt::Debug for Tool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tool").field("key", &self.key).field("id", &self.id).finish()
+    }
+}
+
+impl Tool {
+    fn build(key: &str, cfg: &ToolConfig, client: &reqwest::Client) -> Result<Tool, ToolError> {
+        let bad = |what: &str, e: String| ToolError::Config(format!("tool `{key}`: {what}: {e}"));
+        let builtin = cfg.builtin.as_deref().and_then(builtin::spec);
+        let input_raw = cfg
+            .input_schema
+            .clone()
+            .or_else(|| builtin.as_ref().map(|b| (b.input_schema)()))
+            .unwrap_or_else(|| json!({"type": "object"}));
+        let output_raw = cfg.output_schema.clone().or_else(|| builtin.as_ref().map(|b| (b.output_schema)()));
+        let description = cfg
+            .description
+            .clone()
+            .or_else(|| builtin.as_ref().map(|b| b.description.to_string()))
+            .unwrap_or_default();
+        let kind = if let Some(name) = &cfg.builtin {
+            if builtin.is_none() {
+                return Err(bad("builtin", format!("`{name}` is not a built-in tool")));
+            }
+            Kind::Builtin(name.clone())
+        } else if let Some(code) = &cfg.jq {
+            Kind::Jq(Expr::compile(code).map_err(|e| bad("jq", e.to_string()))?)
+        } else if let Some(h) = &cfg.http {
+            Kind::Http(http::HttpTool::new(h, client.clone()).map_err(|e| bad("http", e))?)
+        } else if let Some(c) = &cfg.command {
+            Kind::Command(command::CommandTool::new(c))
+        } else {
+            return Err(ToolError::Config(format!("tool `{key}` has no kind")));
+        };
+        Ok(Tool {
+            key: key.to_string(),
+            id: cfg.id.clone().unwrap_or_else(|| key.to_string()),
+            description,
+            input_schema: Schema::compile(input_raw).map_err(|e| bad("input_schema", e))?,
+            output_schema: output_raw.map(Schema::compile).transpose().map_err(|e| bad("output_schema", e))?,
+            kind,
+        })
+    }
+
+    /// Validates `input` against the input schema and runs the tool.
+    pub async fn execute(&self, input: Value, ctx: &ToolContext) -> Result<Value, ToolError> {
+        self.input_schema.validate(&input).map_err(ToolError::InvalidInput)?;
+        tracing::debug!(tool = %self.id, run_id = ctx.run_id.as_deref().unwrap_or(""), "executing tool");
+        match &self.kind {
+            Kind::Builtin(name) => builtin::run(name, &input),
+            Kind::Jq(expr) => Ok(expr.eval(&input)?),
+            Kind::Http(h) => h.call(&input).await,
+            Kind::Command(c) => c.run(&input, ctx).await,
+        }
+    }
+}
+
+/// All tools of a project, by key, findable by id.
+#[derive(Debug, Default, Clone)]
+pub struct ToolRegistry {
+    tools: IndexMap<String, Arc<Tool>>,
+}
+
+impl ToolRegistry {
+    pub fn from_project(project: &Project) -> Result<ToolRegistry, ToolError> {
+        let client = crate::net::http_client().map_err(ToolError::Config)?;
+        let mut tools = IndexMap::new();
+        for (key, cfg) in &project.tools {
+            tools.insert(key.clone(), Arc::new(Tool::build(key, cfg, &client)?));
+        }
+        Ok(ToolRegistry { tools })
+    }
+
+    /// Tools in declaration order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tool>> {
+        self.tools.values()
+    }
+
+    /// The tool declared under `key`.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<Tool>> {
+        self.tools.get(key)
+    }
+
+    /// The tool whose id is `id` (what `/api/tools/{toolId}` looks up).
+    pub fn by_id(&self, id: &str) -> Option<&Arc<Tool>> {
+        self.tools.values().find(|t| t.id == id)
+    }
+}
+
+/// Runs `fut` with a deadline, turning expiry into [`ToolError::Timeout`].
+async fn with_timeout<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, ToolError>>,
+) -> Result<T, ToolError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(ToolError::Timeout(timeout.as_millis() as u64)),
+    }
+}
+
+/// The last `max` characters of `text`, for error messages.
+fn tail(text: &str, max: usize) -> String {
+    let t = text.trim();
+    let n = t.chars().count();
+    if n <= max { t.to_string() } else { format!("…{}", t.chars().skip(n - max).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(yaml: &str) -> ToolRegistry {
+        let project = crate::config::check(yaml, &|_| None).unwrap();
+        ToolRegistry::from_project(&project).unwrap()
+    }
+
+    #[tokio::test]
+    async fn builtin_and_jq_tools_run_and_validate_input() {
+        let r = registry(
+            "tools:\n  calc: { builtin: calculator }\n  double: { id: dbl, jq: '{value: (.value * 2)}', input_schema: {type: object, properties: {value: {type: number}}, required: [value]} }\n",
+        );
+        let ctx = ToolContext::default();
+        let calc = r.by_key("calc").unwrap();
+        assert_eq!(calc.id, "calc");
+        assert!(!calc.description.is_empty());
+        assert_eq!(calc.execute(json!({"expression": "1+1"}), &ctx).await.unwrap()["result"], 2.0);
+
+        let dbl = r.by_id("dbl").unwrap();
+        assert_eq!(dbl.execute(json!({"value": 4}), &ctx).await.unwrap(), json!({"value": 8}));
+        let err = dbl.execute(json!({"value": "x"}), &ctx).await.unwrap_err();
+        assert!(matches!(err, ToolError::InvalidInput(_)), "{err}");
+        assert!(r.by_id("double").is_none(), "lookup by id, not key");
+    }
+}

@@ -1,0 +1,357 @@
+/* edgestra playground — app.js
+ * Owns: the live-reload SSE connection, hash routing, and the Agents /
+ * Workflows / Tools views, including the JSON-Schema-generated tool form and
+ * tool execution. Untrusted text only ever reaches the DOM through
+ * textContent / text nodes / setAttribute (see h()); innerHTML is never used. */
+'use strict';
+
+/* ---------- DOM + formatting helpers ---------- */
+
+// h('div', {class, text, onclick, 'data-x': ...}, ...children) — safe element builder.
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = String(v);
+    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c == null || c === false) continue;
+    node.append(c instanceof Node ? c : String(c)); // strings become text nodes
+  }
+  return node;
+}
+
+const str = (v) => (typeof v === 'string' ? v : JSON.stringify(v));
+const excerpt = (s, n) => (s.length > n ? s.slice(0, n).trimEnd() + '…' : s);
+const empty = (msg) => h('p', { class: 'muted' }, msg);
+const row = (label, ...value) => h('div', { class: 'row' }, h('dt', {}, label), h('dd', {}, ...value));
+const chips = (list) => (list.length ? list.map((t) => h('span', { class: 'chip' }, t)) : '—');
+
+// Accept either an id→item map or an array of items.
+function entriesOf(data) {
+  if (Array.isArray(data)) return data.map((it, i) => [String((it && it.id) ?? i), it || {}]);
+  if (data && typeof data === 'object') return Object.entries(data).map(([k, v]) => [k, v || {}]);
+  return [];
+}
+
+/* ---------- HTTP ---------- */
+
+// Resolves to {ok, status, data} or {ok:false, status, error, details}; never throws.
+async function api(method, path, body) {
+  const init = { method, headers: { accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    return { ok: false, status: 0, error: 'Network error: ' + (e && e.message ? e.message : e) };
+  }
+  const text = await res.text().catch(() => '');
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = text; }
+  if (res.ok) return { ok: true, status: res.status, data };
+  const obj = data && typeof data === 'object' ? data : {};
+  const error = obj.error ?? obj.message ?? (typeof data === 'string' && data ? data : res.statusText || 'Request failed');
+  return { ok: false, status: res.status, error: str(error), details: obj.details };
+}
+
+function fmtDetail(d) {
+  if (typeof d === 'string') return d;
+  if (d && typeof d === 'object' && d.message) {
+    const path = Array.isArray(d.path) ? d.path.join('.') : d.path;
+    return path ? `${path}: ${d.message}` : String(d.message);
+  }
+  return JSON.stringify(d);
+}
+
+function errorBox(res, testid) {
+  const box = h('div', { class: 'error', role: 'alert', 'data-testid': testid },
+    h('strong', {}, res.status ? `Error ${res.status}` : 'Error'), ': ', res.error);
+  if (Array.isArray(res.details) && res.details.length) {
+    box.append(h('ul', { class: 'details' }, res.details.map((d) => h('li', {}, fmtDetail(d)))));
+  } else if (res.details != null) {
+    box.append(h('pre', { class: 'details' }, JSON.stringify(res.details, null, 2)));
+  }
+  return box;
+}
+
+/* ---------- Live reload ---------- */
+
+function setConn(text, ok) {
+  document.getElementById('conn').textContent = text;
+  document.getElementById('conn-dot').className = 'dot' + (ok ? ' ok' : '');
+}
+
+function connectLiveReload() {
+  if (typeof EventSource === 'undefined') return setConn('no live reload', false);
+  const es = new EventSource('/refresh-events');
+  es.onopen = () => setConn('connected', true);
+  es.onmessage = (e) => {
+    const msg = String(e.data).trim();
+    if (msg === 'refresh') location.reload();
+    else if (msg === 'connected') setConn('connected', true);
+  };
+  es.onerror = () => setConn(es.readyState === EventSource.CLOSED ? 'offline' : 'reconnecting…', false);
+}
+
+/* ---------- Routing ---------- */
+
+// '#/tools/<id>' wins; with no hash fall back to the path (/tools/<id>, /agents, …).
+function currentRoute() {
+  let r = location.hash.replace(/^#/, '');
+  if (!r || r === '/') {
+    const p = location.pathname;
+    r = /^\/(agents|workflows|tools)(\/|$)/.test(p) ? p : '/agents';
+  }
+  const [, section = 'agents', ...rest] = r.split('/');
+  let arg = rest.join('/') || null;
+  if (arg != null) { try { arg = decodeURIComponent(arg); } catch { /* keep raw */ } }
+  return { section: section || 'agents', arg };
+}
+
+let renderSeq = 0;
+async function render() {
+  const { section, arg } = currentRoute();
+  const seq = ++renderSeq;
+  document.querySelectorAll('[data-nav]').forEach((a) => a.classList.toggle('active', a.dataset.nav === section));
+  const panel = document.getElementById('panel');
+  const views = { agents: renderAgents, workflows: renderWorkflows, tools: arg != null ? renderToolPage : renderTools };
+  const fn = views[section];
+  const view = h('section', { class: 'view', 'data-view': section });
+  if (!fn) {
+    view.append(h('h1', {}, 'Not found'), empty(`Unknown section "${section}".`));
+  } else {
+    panel.replaceChildren(empty('Loading…'));
+    try { await fn(view, arg); } catch (e) {
+      view.append(errorBox({ status: 0, error: (e && e.message) || String(e) }, 'view-error'));
+    }
+  }
+  if (seq === renderSeq) panel.replaceChildren(view); // ignore stale renders
+}
+
+/* ---------- Agents ---------- */
+
+async function renderAgents(view) {
+  view.append(h('h1', {}, 'Agents'));
+  const res = await api('GET', '/api/agents');
+  if (!res.ok) return view.append(errorBox(res, 'agents-error'));
+  const list = entriesOf(res.data);
+  if (!list.length) return view.append(empty('No agents registered.'));
+  view.append(h('div', { class: 'cards', 'data-testid': 'agent-list' }, list.map(([id, a]) => {
+    const model = [a.provider, a.modelId].filter(Boolean).join(' / ') || '—';
+    const instr = a.instructions == null ? '' : str(a.instructions);
+    return h('article', { class: 'card', 'data-testid': 'agent-' + id },
+      h('h2', {}, a.name || id),
+      h('dl', {},
+        row('ID', h('code', {}, id)),
+        row('Model', model),
+        row('Tools', chips(Object.keys(a.tools || {})))),
+      instr ? h('p', { class: 'excerpt', title: instr }, excerpt(instr, 240)) : null);
+  })));
+}
+
+/* ---------- Workflows ---------- */
+
+async function renderWorkflows(view) {
+  view.append(h('h1', {}, 'Workflows'));
+  const res = await api('GET', '/api/workflows');
+  if (!res.ok) return view.append(errorBox(res, 'workflows-error'));
+  const list = entriesOf(res.data);
+  if (!list.length) return view.append(empty('No workflows registered.'));
+  view.append(h('div', { class: 'cards', 'data-testid': 'workflow-list' }, list.map(([id, w]) => {
+    const steps = entriesOf(w.steps).map(([k, s]) => (Array.isArray(w.steps) && s.id) || k);
+    return h('article', { class: 'card', 'data-testid': 'workflow-' + id },
+      h('h2', {}, w.name || id),
+      h('dl', {}, row('ID', h('code', {}, id)), row('Steps', chips(steps))),
+      w.description ? h('p', { class: 'excerpt' }, excerpt(str(w.description), 240)) : null);
+  })));
+}
+
+/* ---------- Tools ---------- */
+
+// inputSchema is a superjson string: {"json": <JSON Schema>}. Tolerate plain schemas too.
+function parseSchema(raw) {
+  let v = raw;
+  if (typeof raw === 'string') { try { v = JSON.parse(raw); } catch { return null; } }
+  if (v && typeof v === 'object' && 'json' in v) v = v.json;
+  return v && typeof v === 'object' ? v : null;
+}
+
+// Effective scalar type of a property (handles ["x","null"] and anyOf nullable).
+function propType(p) {
+  if (!p || typeof p !== 'object') return 'any';
+  let t = p.type;
+  if (Array.isArray(t)) t = t.find((x) => x !== 'null');
+  if (!t && Array.isArray(p.anyOf || p.oneOf)) {
+    const alt = (p.anyOf || p.oneOf).find((x) => x && x.type !== 'null');
+    if (alt) return propType(alt);
+  }
+  if (!t && Array.isArray(p.enum) && p.enum.every((x) => typeof x === 'string')) t = 'string';
+  return t || 'any';
+}
+
+const toolId = (key, t) => (t && t.id) || key;
+
+async function renderTools(view) {
+  view.append(h('h1', {}, 'Tools'));
+  const res = await api('GET', '/api/tools');
+  if (!res.ok) return view.append(errorBox(res, 'tools-error'));
+  const list = entriesOf(res.data);
+  if (!list.length) return view.append(empty('No tools registered.'));
+  view.append(h('div', { class: 'cards', 'data-testid': 'tool-list' }, list.map(([key, t]) => {
+    const id = toolId(key, t);
+    const schema = parseSchema(t.inputSchema);
+    const params = Object.keys((schema && schema.properties) || {});
+    return h('article', { class: 'card' },
+      h('h2', {}, h('a', { href: '#/tools/' + encodeURIComponent(id), 'data-testid': 'tool-link-' + id }, id)),
+      t.description ? h('p', { class: 'excerpt' }, excerpt(str(t.description), 200)) : null,
+      h('dl', {}, row('Inputs', chips(params))));
+  })));
+}
+
+// Build one labelled control per schema property; returns {node, input}.
+function buildField(name, p, required) {
+  const type = propType(p);
+  const id = 'field-' + name;
+  let input;
+  let kind = type;
+  if (type === 'string' && Array.isArray(p.enum)) {
+    input = h('select', { name, id },
+      required ? null : h('option', { value: '' }, '— none —'),
+      p.enum.map((v) => h('option', { value: String(v) }, String(v))));
+  } else if (type === 'string') {
+    input = h('input', { type: 'text', name, id, required, minlength: p.minLength, maxlength: p.maxLength });
+  } else if (type === 'number' || type === 'integer') {
+    kind = 'number';
+    input = h('input', { type: 'number', name, id, required, min: p.minimum ?? p.exclusiveMinimum,
+      max: p.maximum ?? p.exclusiveMaximum, step: type === 'integer' ? '1' : 'any' });
+  } else if (type === 'boolean') {
+    input = h('input', { type: 'checkbox', name, id });
+  } else {
+    kind = 'json';
+    input = h('textarea', { name, id, rows: 3, class: 'mono', required,
+      placeholder: type === 'array' ? '[ … ]  (JSON)' : '{ … }  (JSON)' });
+  }
+  input.dataset.kind = kind;
+  if (p.default !== undefined) fillInput(input, p.default);
+  const label = h('label', { for: id }, h('span', { class: 'pname' }, name),
+    h('span', { class: 'ptype' }, type), required ? h('span', { class: 'req', title: 'required' }, '*') : null);
+  const help = p.description ? h('small', { class: 'help' }, str(p.description)) : null;
+  const node = kind === 'boolean'
+    ? h('div', { class: 'field check' }, input, label, help)
+    : h('div', { class: 'field' }, label, input, help);
+  return { node, input };
+}
+
+function fillInput(el, v) {
+  if (el.dataset.kind === 'boolean') el.checked = !!v;
+  else if (v === undefined || v === null) el.value = '';
+  else el.value = el.dataset.kind === 'json' ? JSON.stringify(v, null, 2) : String(v);
+}
+
+// Read the generated form into an input object; throws on invalid JSON fields.
+function collect(inputs) {
+  const out = {};
+  for (const [name, el] of Object.entries(inputs)) {
+    const kind = el.dataset.kind;
+    if (kind === 'boolean') { out[name] = el.checked; continue; }
+    const v = el.value;
+    if (v === '') continue; // omit empty optional values; the server reports missing required ones
+    if (kind === 'number') out[name] = Number(v);
+    else if (kind === 'json') {
+      try { out[name] = JSON.parse(v); } catch (e) { throw new Error(`Field "${name}": invalid JSON (${e.message})`); }
+    } else out[name] = v;
+  }
+  return out;
+}
+
+async function renderToolPage(view, wanted) {
+  view.append(h('p', { class: 'crumbs' }, h('a', { href: '#/tools' }, '← All tools')));
+  const res = await api('GET', '/api/tools');
+  if (!res.ok) return view.append(h('h1', {}, wanted), errorBox(res, 'tool-load-error'));
+  const found = entriesOf(res.data).find(([k, t]) => k === wanted || toolId(k, t) === wanted);
+  if (!found) return view.append(h('h1', {}, wanted), errorBox({ status: 404, error: `Tool "${wanted}" not found` }, 'tool-load-error'));
+  const [key, tool] = found;
+  const id = toolId(key, tool);
+  view.append(h('h1', {}, id), tool.description ? h('p', { class: 'lead' }, str(tool.description)) : null);
+
+  const schema = parseSchema(tool.inputSchema);
+  const props = schema && (schema.properties || schema.type === 'object') ? schema.properties || {} : null;
+  const required = new Set((schema && Array.isArray(schema.required)) ? schema.required : []);
+  const inputs = {};
+  const fields = h('fieldset', { class: 'fields' });
+  if (props) {
+    for (const [name, p] of Object.entries(props)) {
+      const f = buildField(name, p || {}, required.has(name));
+      inputs[name] = f.input;
+      fields.append(f.node);
+    }
+    if (!Object.keys(props).length) fields.append(empty('This tool takes no input.'));
+  } else {
+    fields.append(empty('No object schema available — use raw JSON input.'));
+  }
+
+  const raw = h('textarea', { id: 'raw-input', class: 'mono raw', rows: 10, 'data-testid': 'tool-raw', spellcheck: 'false' }, '{}');
+  const rawToggle = h('input', { type: 'checkbox', id: 'raw-toggle', 'data-testid': 'tool-raw-toggle' });
+  const rawWrap = h('div', { class: 'raw-wrap' }, raw);
+  const note = h('p', { class: 'note' });
+  const out = h('div', { class: 'output', 'data-testid': 'tool-output' });
+  const btn = h('button', { type: 'submit', class: 'primary', 'data-testid': 'tool-execute' }, 'Execute');
+
+  const setRaw = (on) => {
+    rawToggle.checked = on;
+    fields.disabled = on; // disabled controls are skipped by browser validation
+    fields.hidden = on;
+    rawWrap.hidden = !on;
+  };
+  rawToggle.addEventListener('change', () => {
+    note.textContent = '';
+    if (rawToggle.checked) {
+      try { raw.value = JSON.stringify(collect(inputs), null, 2); } catch (e) { note.textContent = e.message; }
+      return setRaw(true);
+    }
+    if (!props) { note.textContent = 'This tool has no form; raw JSON only.'; return setRaw(true); }
+    try {
+      const obj = JSON.parse(raw.value || '{}');
+      for (const [name, el] of Object.entries(inputs)) fillInput(el, obj && obj[name]);
+      setRaw(false);
+    } catch (e) { note.textContent = 'Raw JSON is invalid: ' + e.message; setRaw(true); }
+  });
+
+  const form = h('form', { class: 'tool-form', 'data-testid': 'tool-form', autocomplete: 'off' },
+    h('div', { class: 'toolbar' }, h('label', { class: 'toggle', for: 'raw-toggle' }, rawToggle, ' raw JSON')),
+    fields, rawWrap, note, h('div', { class: 'actions' }, btn));
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    let data;
+    try { data = rawToggle.checked ? JSON.parse(raw.value || '{}') : collect(inputs); } catch (e) {
+      return out.replaceChildren(errorBox({ status: 0, error: e.message }, 'tool-error'));
+    }
+    btn.disabled = true;
+    btn.textContent = 'Running…';
+    const t0 = performance.now();
+    const r = await api('POST', `/api/tools/${encodeURIComponent(id)}/execute`, { data });
+    const ms = Math.round(performance.now() - t0);
+    btn.disabled = false;
+    btn.textContent = 'Execute';
+    out.replaceChildren(
+      h('p', { class: 'meta', 'data-testid': 'tool-elapsed' }, `${r.ok ? 'OK' : 'Failed'} · HTTP ${r.status || '—'} · ${ms} ms`),
+      r.ok ? h('pre', { class: 'result', 'data-testid': 'tool-result' }, JSON.stringify(r.data, null, 2) ?? 'null')
+        : errorBox(r, 'tool-error'));
+  });
+
+  setRaw(!props);
+  view.append(form, out);
+}
+
+/* ---------- Boot ---------- */
+
+window.addEventListener('hashchange', render);
+connectLiveReload();
+render();
