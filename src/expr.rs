@@ -89,7 +89,7 @@ impl Expr {
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
         let mut out = Vec::new();
         for item in self.program.id.run((ctx, input)).map(unwrap_valr) {
-            let v = item.map_err(|e| ExprError::Runtime(e.to_string()))?;
+            let v = item.map_err(runtime)?;
             out.push(to_json(&v)?);
         }
         Ok(out)
@@ -102,9 +102,18 @@ impl Expr {
         let first = self.program.id.run((ctx, input_val)).map(unwrap_valr).next();
         match first {
             None => Err(ExprError::Empty),
-            Some(Err(e)) => Err(ExprError::Runtime(e.to_string())),
+            Some(Err(e)) => Err(runtime(e)),
             Some(Ok(v)) => to_json(&v),
         }
+    }
+}
+
+/// A jq error's text; `error("boom")` reads `boom`, not `"boom"`.
+fn runtime(e: impl std::fmt::Display) -> ExprError {
+    let text = e.to_string();
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::String(s)) => ExprError::Runtime(s),
+        _ => ExprError::Runtime(text),
     }
 }
 

@@ -50,10 +50,13 @@ pub fn load_str(text: &str, origin: &str) -> Result<Project, ConfigError> {
 pub fn check(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Project, Vec<Problem>> {
     let doc = source::parse(text, env)?;
     let mut checker = Checker { doc: &doc, problems: Vec::new() };
-    let project = checker.project();
+    let (project, typed) = checker.project();
     if let Some(project) = &project {
+        // Entries that failed to type are left out of `project` but still count as declared,
+        // so every other problem is reported without spurious "not defined" ones.
         crate::config::references::check(project, &mut checker);
     }
+    let project = project.filter(|_| typed);
     let mut problems = checker.problems;
     problems.sort_by_key(|p| (p.pos.line, p.pos.col));
     problems.dedup();
@@ -93,13 +96,19 @@ impl Checker<'_> {
         self.problems.push(Problem { pos, message: message.into() });
     }
 
-    fn project(&mut self) -> Option<Project> {
+    /// Whether `section` of the file declares an entry `name` (typed correctly or not).
+    pub(crate) fn declared(&self, section: &str, name: &str) -> bool {
+        self.doc.root.get(section).and_then(|s| s.get(name)).is_some()
+    }
+
+    /// The typed project (with the entries that typed) and whether everything typed.
+    fn project(&mut self) -> (Option<Project>, bool) {
         let root = match &self.doc.root {
-            Value::Null => return Some(Project::default()),
+            Value::Null => return (Some(Project::default()), true),
             Value::Object(map) => map,
             _ => {
                 self.at("", "a project file must be a mapping of sections (agents:, tools:, …)");
-                return None;
+                return (None, false);
             }
         };
         for key in root.keys() {
@@ -126,7 +135,8 @@ impl Checker<'_> {
             scorers: self.entries(root, "scorers"),
             vector_stores: self.entries(root, "vector_stores"),
         };
-        (self.problems.len() == before).then_some(project)
+        let typed = self.problems.len() == before;
+        (Some(project), typed)
     }
 
     /// Types each entry of a `name → entry` section on its own.
@@ -152,37 +162,50 @@ impl Checker<'_> {
         out
     }
 
+    /// Types one value. Unknown keys are reported and dropped, then typing is tried again, so
+    /// that one typo neither hides the entry's other problems nor its references.
     fn typed<T: DeserializeOwned>(&mut self, pointer: &str, value: Option<&Value>) -> Option<T> {
-        let value = value.cloned().unwrap_or(Value::Null);
-        let value = if value.is_null() { Value::Object(Default::default()) } else { value };
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(v) => Some(v),
-            Err(err) => {
-                let mut inner = String::new();
-                for seg in err.path().iter() {
-                    match seg {
-                        serde_path_to_error::Segment::Seq { index } => inner.push_str(&format!("/{index}")),
-                        serde_path_to_error::Segment::Map { key } => {
-                            inner.push_str(&format!("/{}", pointer_segment(key)))
-                        }
-                        _ => {}
-                    }
-                }
-                let message = err.inner().to_string();
-                let full = format!("{pointer}{inner}");
-                let dotted = full.trim_start_matches('/').replace('/', ".");
-                // An unknown key is best shown where the key itself stands.
-                let pos = match unknown_field(&message) {
-                    Some(field) if !inner.ends_with(&format!("/{}", pointer_segment(field))) => {
-                        self.doc.positions.key(&format!("{full}/{}", pointer_segment(field)))
-                    }
-                    Some(_) => self.doc.positions.key(&full),
-                    None => self.doc.positions.value(&full),
-                };
-                self.problems.push(Problem { pos, message: format!("{dotted}: {message}") });
-                None
-            }
+        let mut value = value.cloned().unwrap_or(Value::Null);
+        if value.is_null() {
+            value = Value::Object(Default::default());
         }
+        for _ in 0..64 {
+            let err = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+                Ok(v) => return Some(v),
+                Err(err) => err,
+            };
+            let mut inner = String::new();
+            for seg in err.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Seq { index } => inner.push_str(&format!("/{index}")),
+                    serde_path_to_error::Segment::Map { key } => inner.push_str(&format!("/{}", pointer_segment(key))),
+                    _ => {}
+                }
+            }
+            let message = err.inner().to_string();
+            let unknown = unknown_field(&message).map(pointer_segment);
+            // The path may or may not already end with the unknown key; normalise to the key's pointer.
+            let (container, key_pointer) = match &unknown {
+                Some(field) if inner.ends_with(&format!("/{field}")) => {
+                    (inner[..inner.len() - field.len() - 1].to_string(), format!("{pointer}{inner}"))
+                }
+                Some(field) => (inner.clone(), format!("{pointer}{inner}/{field}")),
+                None => (inner.clone(), format!("{pointer}{inner}")),
+            };
+            let dotted = key_pointer.trim_start_matches('/').replace('/', ".");
+            let pos = if unknown.is_some() {
+                self.doc.positions.key(&key_pointer)
+            } else {
+                self.doc.positions.value(&key_pointer)
+            };
+            self.problems.push(Problem { pos, message: format!("{dotted}: {message}") });
+            let removed = unknown.and_then(|field| {
+                let field = field.replace("~1", "/").replace("~0", "~");
+                value.pointer_mut(&container).and_then(Value::as_object_mut).and_then(|m| m.remove(&field))
+            });
+            removed.as_ref()?;
+        }
+        None
     }
 }
 

@@ -23,7 +23,6 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
             );
         }
     }
-    let model_exists = |m: &str| project.models.contains_key(m) || BUILTIN_MODELS.contains(&m);
 
     let mut ids = std::collections::HashMap::new();
     for (name, tool) in &project.tools {
@@ -71,14 +70,14 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
     for (name, agent) in &project.agents {
         let at = p("agents", name);
-        if !model_exists(&agent.model) {
+        if !model_exists(c, &agent.model) {
             c.at(&format!("{at}/model"), format!("agent `{name}` uses model `{}`, which is not defined", agent.model));
         }
-        refs(c, &at, "tools", &agent.tools, |t| project.tools.contains_key(t), "tool");
-        refs(c, &at, "workflows", &agent.workflows, |w| project.workflows.contains_key(w), "workflow");
+        refs(c, &at, "tools", &agent.tools, "tools", "tool");
+        refs(c, &at, "workflows", &agent.workflows, "workflows", "workflow");
         for (i, s) in agent.scorers.iter().enumerate() {
             let sat = format!("{at}/scorers/{i}");
-            if !project.scorers.contains_key(&s.scorer) {
+            if !c.declared("scorers", &s.scorer) {
                 c.at(&format!("{sat}/scorer"), format!("scorer `{}` is not defined", s.scorer));
             }
             if let Some(rate) = s.sampling_rate
@@ -100,19 +99,19 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
     for (name, net) in &project.networks {
         let at = p("networks", name);
-        if !model_exists(&net.model) {
+        if !model_exists(c, &net.model) {
             c.at(&format!("{at}/model"), format!("network `{name}` uses model `{}`, which is not defined", net.model));
         }
-        refs(c, &at, "agents", &net.agents, |a| project.agents.contains_key(a), "agent");
-        refs(c, &at, "workflows", &net.workflows, |w| project.workflows.contains_key(w), "workflow");
-        refs(c, &at, "tools", &net.tools, |t| project.tools.contains_key(t), "tool");
+        refs(c, &at, "agents", &net.agents, "agents", "agent");
+        refs(c, &at, "workflows", &net.workflows, "workflows", "workflow");
+        refs(c, &at, "tools", &net.tools, "tools", "tool");
     }
 
     for (name, server) in &project.mcp_servers {
         let at = p("mcp_servers", name);
-        refs(c, &at, "tools", &server.tools, |t| project.tools.contains_key(t), "tool");
-        refs(c, &at, "agents", &server.agents, |a| project.agents.contains_key(a), "agent");
-        refs(c, &at, "workflows", &server.workflows, |w| project.workflows.contains_key(w), "workflow");
+        refs(c, &at, "tools", &server.tools, "tools", "tool");
+        refs(c, &at, "agents", &server.agents, "agents", "agent");
+        refs(c, &at, "workflows", &server.workflows, "workflows", "workflow");
     }
 
     for (name, client) in &project.mcp_clients {
@@ -130,7 +129,7 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
             expression(c, &format!("{at}/jq"), expr);
         }
         if let Some(judge) = &scorer.judge
-            && !project.agents.contains_key(judge)
+            && !c.declared("agents", judge)
         {
             c.at(&format!("{at}/judge"), format!("agent `{judge}` is not defined"));
         }
@@ -138,17 +137,21 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
     for (name, store) in &project.vector_stores {
         if let Some(e) = &store.embedder
-            && !model_exists(e)
+            && !model_exists(c, e)
         {
             c.at(&format!("{}/embedder", p("vector_stores", name)), format!("model `{e}` is not defined"));
         }
     }
 }
 
-/// Reports each entry of `list` (at `{at}/{field}/{i}`) that does not name an existing `kind`.
-fn refs(c: &mut Checker<'_>, at: &str, field: &str, list: &[String], exists: impl Fn(&str) -> bool, kind: &str) {
+fn model_exists(c: &Checker<'_>, name: &str) -> bool {
+    c.declared("models", name) || BUILTIN_MODELS.contains(&name)
+}
+
+/// Reports each entry of `list` (at `{at}/{field}/{i}`) that names nothing under `section`.
+fn refs(c: &mut Checker<'_>, at: &str, field: &str, list: &[String], section: &str, kind: &str) {
     for (i, name) in list.iter().enumerate() {
-        if !exists(name) {
+        if !c.declared(section, name) {
             c.at(&format!("{at}/{field}/{i}"), format!("{kind} `{name}` is not defined"));
         }
     }

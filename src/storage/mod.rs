@@ -82,7 +82,9 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked(path.clone()),
-            redb::DatabaseError::Storage(redb::StorageError::Io(source)) => {
+            redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                if source.kind() != std::io::ErrorKind::InvalidData =>
+            {
                 StorageError::Io { path: path.clone(), source }
             }
             other => StorageError::Corrupt { path: path.clone(), detail: other.to_string() },

@@ -21,7 +21,7 @@ pub fn spec(name: &str) -> Option<BuiltinSpec> {
             input_schema: || {
                 json!({
                     "type": "object",
-                    "properties": {"expression": {"type": "string", "description": "The expression, e.g. (2 + 3) * sqrt(16)"}},
+                    "properties": {"expression": {"type": "string", "maxLength": MAX_EXPRESSION, "description": "The expression, e.g. (2 + 3) * sqrt(16)"}},
                     "required": ["expression"],
                     "additionalProperties": false
                 })
@@ -70,11 +70,18 @@ pub fn run(name: &str, input: &Value) -> Result<Value, ToolError> {
     }
 }
 
+/// Longest accepted expression. The parser recurses, so an unbounded expression could exhaust
+/// the stack.
+pub const MAX_EXPRESSION: usize = 1000;
+
 /// Evaluates an arithmetic expression with real (not integer) division.
 pub fn calculate(expression: &str) -> Result<f64, String> {
     use evalexpr::{ContextWithMutableFunctions, ContextWithMutableVariables, Function, HashMapContext, Value as V};
     if expression.trim().is_empty() {
         return Err("the expression is empty".into());
+    }
+    if expression.chars().count() > MAX_EXPRESSION {
+        return Err(format!("the expression is longer than {MAX_EXPRESSION} characters"));
     }
     if expression.contains('=') || expression.contains(';') || expression.contains('"') {
         return Err("only arithmetic is allowed: no assignments, sequences or strings".into());
@@ -193,6 +200,9 @@ mod tests {
         assert!(calculate("\"a\" + 1").is_err());
         assert!(calculate("1/0").unwrap_err().contains("not a finite number"));
         assert!(calculate("nosuch(2)").is_err());
+        assert!(calculate(&"1+".repeat(5000)).unwrap_err().contains("longer than"));
+        let nested = format!("{}1{}", "(".repeat(400), ")".repeat(400));
+        assert_eq!(calculate(&nested).unwrap(), 1.0);
     }
 
     #[test]

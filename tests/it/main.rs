@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real server on a loopback port with a temporary data
+//! directory and talks to it over HTTP. One binary (see DESIGN.md §8).
+
+mod support;
+
+mod cli;
+mod conventions;
+mod durability;
+mod logs;
+mod playground;
+mod telemetry;
+mod tools;
