@@ -47,36 +47,59 @@ fn column(code: &str, part: &str) -> String {
 impl Expr {
     /// Parses and compiles `code`; the error says what was expected and where.
     pub fn compile(code: &str) -> Result<Expr, ExprError> {
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-        let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
         let loader = Loader::new(defs);
         let arena = Arena::default();
-        let modules = loader.load(&arena, File { code, path: () }).map_err(|errors| {
-            let mut msgs = Vec::new();
-            for (_, e) in errors {
-                match e {
-                    jaq_core::load::Error::Io(v) => msgs.extend(v.into_iter().map(|(_, m)| m)),
-                    jaq_core::load::Error::Lex(v) => msgs.extend(
-                        v.into_iter()
-                            .map(|(expect, rest)| format!("expected {}{}", expect.as_str(), column(code, rest))),
-                    ),
-                    jaq_core::load::Error::Parse(v) => msgs.extend(v.into_iter().map(|(expect, rest)| {
-                        let found = if rest.is_empty() { "end of input".to_string() } else { format!("`{}`", rest.chars().take(12).collect::<String>()) };
-                        format!("expected {}{}, found {found}", expect.as_str(), column(code, rest))
-                    })),
+        let modules = loader
+            .load(&arena, File { code, path: () })
+            .map_err(|errors| {
+                let mut msgs = Vec::new();
+                for (_, e) in errors {
+                    match e {
+                        jaq_core::load::Error::Io(v) => msgs.extend(v.into_iter().map(|(_, m)| m)),
+                        jaq_core::load::Error::Lex(v) => {
+                            msgs.extend(v.into_iter().map(|(expect, rest)| {
+                                format!("expected {}{}", expect.as_str(), column(code, rest))
+                            }))
+                        }
+                        jaq_core::load::Error::Parse(v) => {
+                            msgs.extend(v.into_iter().map(|(expect, rest)| {
+                                let found = if rest.is_empty() {
+                                    "end of input".to_string()
+                                } else {
+                                    format!("`{}`", rest.chars().take(12).collect::<String>())
+                                };
+                                format!(
+                                    "expected {}{}, found {found}",
+                                    expect.as_str(),
+                                    column(code, rest)
+                                )
+                            }))
+                        }
+                    }
                 }
-            }
-            ExprError::Compile(msgs.join("; "))
-        })?;
-        let program = Compiler::default().with_funs(funs).compile(modules).map_err(|errors| {
-            let msgs: Vec<String> = errors
-                .into_iter()
-                .flat_map(|(_, v)| v)
-                .map(|(name, undefined)| format!("undefined {} `{name}`", undefined.as_str()))
-                .collect();
-            ExprError::Compile(msgs.join("; "))
-        })?;
-        Ok(Expr { source: code.to_string(), program })
+                ExprError::Compile(msgs.join("; "))
+            })?;
+        let program = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| {
+                let msgs: Vec<String> = errors
+                    .into_iter()
+                    .flat_map(|(_, v)| v)
+                    .map(|(name, undefined)| format!("undefined {} `{name}`", undefined.as_str()))
+                    .collect();
+                ExprError::Compile(msgs.join("; "))
+            })?;
+        Ok(Expr {
+            source: code.to_string(),
+            program,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -85,7 +108,8 @@ impl Expr {
 
     /// Every output of the expression run on `input`.
     pub fn eval_all(&self, input: &Value) -> Result<Vec<Value>, ExprError> {
-        let input: Val = serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
+        let input: Val =
+            serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
         let mut out = Vec::new();
         for item in self.program.id.run((ctx, input)).map(unwrap_valr) {
@@ -97,9 +121,15 @@ impl Expr {
 
     /// The first output of the expression run on `input`.
     pub fn eval(&self, input: &Value) -> Result<Value, ExprError> {
-        let input_val: Val = serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
+        let input_val: Val =
+            serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
-        let first = self.program.id.run((ctx, input_val)).map(unwrap_valr).next();
+        let first = self
+            .program
+            .id
+            .run((ctx, input_val))
+            .map(unwrap_valr)
+            .next();
         match first {
             None => Err(ExprError::Empty),
             Some(Err(e)) => Err(runtime(e)),
@@ -130,14 +160,19 @@ mod tests {
     #[test]
     fn evaluates_on_json() {
         let e = Expr::compile("{sum: (.a + .b), names: [.items[].name]}").unwrap();
-        let out = e.eval(&json!({"a": 1, "b": 2.5, "items": [{"name": "x"}, {"name": "y"}]})).unwrap();
+        let out = e
+            .eval(&json!({"a": 1, "b": 2.5, "items": [{"name": "x"}, {"name": "y"}]}))
+            .unwrap();
         assert_eq!(out, json!({"sum": 3.5, "names": ["x", "y"]}));
     }
 
     #[test]
     fn string_interpolation_and_std_functions() {
         let e = Expr::compile(r#""http://h/orders/\(.id)?q=\(.q | @uri)""#).unwrap();
-        assert_eq!(e.eval(&json!({"id": 7, "q": "a b"})).unwrap(), json!("http://h/orders/7?q=a%20b"));
+        assert_eq!(
+            e.eval(&json!({"id": 7, "q": "a b"})).unwrap(),
+            json!("http://h/orders/7?q=a%20b")
+        );
         let e = Expr::compile("[.[] | ascii_upcase] | sort | join(\",\")").unwrap();
         assert_eq!(e.eval(&json!(["b", "a"])).unwrap(), json!("A,B"));
     }
@@ -145,8 +180,14 @@ mod tests {
     #[test]
     fn all_outputs() {
         let e = Expr::compile(".[] | select(. > 1)").unwrap();
-        assert_eq!(e.eval_all(&json!([1, 2, 3])).unwrap(), vec![json!(2), json!(3)]);
-        assert_eq!(Expr::compile("empty").unwrap().eval(&json!(1)), Err(ExprError::Empty));
+        assert_eq!(
+            e.eval_all(&json!([1, 2, 3])).unwrap(),
+            vec![json!(2), json!(3)]
+        );
+        assert_eq!(
+            Expr::compile("empty").unwrap().eval(&json!(1)),
+            Err(ExprError::Empty)
+        );
     }
 
     #[test]
@@ -154,13 +195,19 @@ mod tests {
         let err = Expr::compile(".a | (").unwrap_err().to_string();
         assert!(err.contains("expected"), "{err}");
         let err = Expr::compile("nosuchfn(1)").unwrap_err().to_string();
-        assert!(err.contains("undefined") && err.contains("nosuchfn"), "{err}");
+        assert!(
+            err.contains("undefined") && err.contains("nosuchfn"),
+            "{err}"
+        );
     }
 
     #[test]
     fn runtime_errors_are_errors() {
         let e = Expr::compile(".a + 1").unwrap();
-        assert!(matches!(e.eval(&json!({"a": "x"})), Err(ExprError::Runtime(_))));
+        assert!(matches!(
+            e.eval(&json!({"a": "x"})),
+            Err(ExprError::Runtime(_))
+        ));
         let e = Expr::compile("error(\"boom\")").unwrap();
         assert_eq!(e.eval(&json!(null)), Err(ExprError::Runtime("boom".into())));
     }

@@ -48,17 +48,26 @@ struct ServeArgs {
     #[arg(long, env = "EDGESTRA_DEV")]
     dev: bool,
     /// Format of the logs printed on stdout.
-    #[arg(long, env = "EDGESTRA_LOG_FORMAT", value_enum, default_value = "pretty")]
+    #[arg(
+        long,
+        env = "EDGESTRA_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
     log_format: LogFormat,
 }
 
 fn load_project(path: Option<&Path>) -> Result<(Project, String), ConfigError> {
     match path {
         Some(p) => Ok((config::load_file(p)?, p.display().to_string())),
-        None if Path::new("edgestra.yaml").exists() => {
-            Ok((config::load_file(Path::new("edgestra.yaml"))?, "edgestra.yaml".into()))
-        }
-        None => Ok((config::load_str(config::DEFAULT_PROJECT, "the default project")?, "the default project".into())),
+        None if Path::new("edgestra.yaml").exists() => Ok((
+            config::load_file(Path::new("edgestra.yaml"))?,
+            "edgestra.yaml".into(),
+        )),
+        None => Ok((
+            config::load_str(config::DEFAULT_PROJECT, "the default project")?,
+            "the default project".into(),
+        )),
     }
 }
 
@@ -72,7 +81,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let opts = ServeOptions {
-        host: args.host.or_else(|| project.server.host.clone()).unwrap_or_else(|| "127.0.0.1".into()),
+        host: args
+            .host
+            .or_else(|| project.server.host.clone())
+            .unwrap_or_else(|| "127.0.0.1".into()),
         port: args.port.or(project.server.port).unwrap_or(4111),
         data_dir: args.data_dir,
         api_key: args.api_key.or_else(|| project.server.api_key.clone()),

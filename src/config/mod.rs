@@ -24,32 +24,49 @@ pub const BUILTIN_TOOLS: &[&str] = &["calculator", "datetime"];
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{} has {} problem(s):\n{}", .origin, .problems.len(), render(.problems))]
-    Invalid { origin: String, problems: Vec<Problem> },
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render(problems: &[Problem]) -> String {
-    problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads and checks the project file at `path`.
 pub fn load_file(path: &Path) -> Result<Project, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
     load_str(&text, &path.display().to_string())
 }
 
 /// Checks a project given as text; `origin` names it in messages.
 pub fn load_str(text: &str, origin: &str) -> Result<Project, ConfigError> {
-    check(text, &|name| std::env::var(name).ok())
-        .map_err(|problems| ConfigError::Invalid { origin: origin.to_string(), problems })
+    check(text, &|name| std::env::var(name).ok()).map_err(|problems| ConfigError::Invalid {
+        origin: origin.to_string(),
+        problems,
+    })
 }
 
 /// Parses and validates; returns every problem found, sorted by position.
 pub fn check(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Project, Vec<Problem>> {
     let doc = source::parse(text, env)?;
-    let mut checker = Checker { doc: &doc, problems: Vec::new() };
+    let mut checker = Checker {
+        doc: &doc,
+        problems: Vec::new(),
+    };
     let (project, typed) = checker.project();
     if let Some(project) = &project {
         // Entries that failed to type are left out of `project` but still count as declared,
@@ -93,12 +110,19 @@ impl Checker<'_> {
     /// Records a problem about the value at `pointer`.
     pub(crate) fn at(&mut self, pointer: &str, message: impl Into<String>) {
         let pos = self.doc.positions.value(pointer);
-        self.problems.push(Problem { pos, message: message.into() });
+        self.problems.push(Problem {
+            pos,
+            message: message.into(),
+        });
     }
 
     /// Whether `section` of the file declares an entry `name` (typed correctly or not).
     pub(crate) fn declared(&self, section: &str, name: &str) -> bool {
-        self.doc.root.get(section).and_then(|s| s.get(name)).is_some()
+        self.doc
+            .root
+            .get(section)
+            .and_then(|s| s.get(name))
+            .is_some()
     }
 
     /// The typed project (with the entries that typed) and whether everything typed.
@@ -107,7 +131,10 @@ impl Checker<'_> {
             Value::Null => return (Some(Project::default()), true),
             Value::Object(map) => map,
             _ => {
-                self.at("", "a project file must be a mapping of sections (agents:, tools:, …)");
+                self.at(
+                    "",
+                    "a project file must be a mapping of sections (agents:, tools:, …)",
+                );
                 return (None, false);
             }
         };
@@ -117,13 +144,18 @@ impl Checker<'_> {
                 let pos = self.doc.positions.key(&pointer);
                 self.problems.push(Problem {
                     pos,
-                    message: format!("unknown section `{key}` (expected one of: {})", SECTIONS.join(", ")),
+                    message: format!(
+                        "unknown section `{key}` (expected one of: {})",
+                        SECTIONS.join(", ")
+                    ),
                 });
             }
         }
         let before = self.problems.len();
         let project = Project {
-            server: self.typed("/server", root.get("server")).unwrap_or_default(),
+            server: self
+                .typed("/server", root.get("server"))
+                .unwrap_or_default(),
             models: self.entries(root, "models"),
             tools: self.entries(root, "tools"),
             agents: self.entries(root, "agents"),
@@ -157,7 +189,10 @@ impl Checker<'_> {
                     }
                 }
             }
-            Some(_) => self.at(&pointer, format!("`{section}` must be a mapping of names to entries")),
+            Some(_) => self.at(
+                &pointer,
+                format!("`{section}` must be a mapping of names to entries"),
+            ),
         }
         out
     }
@@ -177,8 +212,12 @@ impl Checker<'_> {
             let mut inner = String::new();
             for seg in err.path().iter() {
                 match seg {
-                    serde_path_to_error::Segment::Seq { index } => inner.push_str(&format!("/{index}")),
-                    serde_path_to_error::Segment::Map { key } => inner.push_str(&format!("/{}", pointer_segment(key))),
+                    serde_path_to_error::Segment::Seq { index } => {
+                        inner.push_str(&format!("/{index}"))
+                    }
+                    serde_path_to_error::Segment::Map { key } => {
+                        inner.push_str(&format!("/{}", pointer_segment(key)))
+                    }
                     _ => {}
                 }
             }
@@ -186,9 +225,10 @@ impl Checker<'_> {
             let unknown = unknown_field(&message).map(pointer_segment);
             // The path may or may not already end with the unknown key; normalise to the key's pointer.
             let (container, key_pointer) = match &unknown {
-                Some(field) if inner.ends_with(&format!("/{field}")) => {
-                    (inner[..inner.len() - field.len() - 1].to_string(), format!("{pointer}{inner}"))
-                }
+                Some(field) if inner.ends_with(&format!("/{field}")) => (
+                    inner[..inner.len() - field.len() - 1].to_string(),
+                    format!("{pointer}{inner}"),
+                ),
                 Some(field) => (inner.clone(), format!("{pointer}{inner}/{field}")),
                 None => (inner.clone(), format!("{pointer}{inner}")),
             };
@@ -198,10 +238,16 @@ impl Checker<'_> {
             } else {
                 self.doc.positions.value(&key_pointer)
             };
-            self.problems.push(Problem { pos, message: format!("{dotted}: {message}") });
+            self.problems.push(Problem {
+                pos,
+                message: format!("{dotted}: {message}"),
+            });
             let removed = unknown.and_then(|field| {
                 let field = field.replace("~1", "/").replace("~0", "~");
-                value.pointer_mut(&container).and_then(Value::as_object_mut).and_then(|m| m.remove(&field))
+                value
+                    .pointer_mut(&container)
+                    .and_then(Value::as_object_mut)
+                    .and_then(|m| m.remove(&field))
             });
             removed.as_ref()?;
         }

@@ -125,7 +125,10 @@ impl TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig { max_rows: Self::default_max_rows(), max_age_hours: LogsConfig::default_max_age_hours() }
+        TelemetryConfig {
+            max_rows: Self::default_max_rows(),
+            max_age_hours: LogsConfig::default_max_age_hours(),
+        }
     }
 }
 

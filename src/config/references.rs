@@ -10,16 +10,26 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
     for (name, model) in &project.models {
         let at = p("models", name);
-        let kinds = [model.local.is_some(), model.path.is_some(), model.openai.is_some()];
+        let kinds = [
+            model.local.is_some(),
+            model.path.is_some(),
+            model.openai.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            c.at(&at, format!("model `{name}` needs exactly one of `local`, `path`, `openai`"));
+            c.at(
+                &at,
+                format!("model `{name}` needs exactly one of `local`, `path`, `openai`"),
+            );
         }
         if let Some(local) = &model.local
             && !BUILTIN_MODELS.contains(&local.as_str())
         {
             c.at(
                 &format!("{at}/local"),
-                format!("`{local}` is not a built-in model (built-in: {})", BUILTIN_MODELS.join(", ")),
+                format!(
+                    "`{local}` is not a built-in model (built-in: {})",
+                    BUILTIN_MODELS.join(", ")
+                ),
             );
         }
     }
@@ -29,18 +39,32 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         let at = p("tools", name);
         let id = tool.id.clone().unwrap_or_else(|| name.clone());
         if let Some(other) = ids.insert(id.clone(), name.clone()) {
-            c.at(&at, format!("tool id `{id}` is already used by tool `{other}`"));
+            c.at(
+                &at,
+                format!("tool id `{id}` is already used by tool `{other}`"),
+            );
         }
-        let kinds = [tool.builtin.is_some(), tool.jq.is_some(), tool.http.is_some(), tool.command.is_some()];
+        let kinds = [
+            tool.builtin.is_some(),
+            tool.jq.is_some(),
+            tool.http.is_some(),
+            tool.command.is_some(),
+        ];
         if kinds.iter().filter(|k| **k).count() != 1 {
-            c.at(&at, format!("tool `{name}` needs exactly one of `builtin`, `jq`, `http`, `command`"));
+            c.at(
+                &at,
+                format!("tool `{name}` needs exactly one of `builtin`, `jq`, `http`, `command`"),
+            );
         }
         if let Some(b) = &tool.builtin
             && !BUILTIN_TOOLS.contains(&b.as_str())
         {
             c.at(
                 &format!("{at}/builtin"),
-                format!("`{b}` is not a built-in tool (built-in: {})", BUILTIN_TOOLS.join(", ")),
+                format!(
+                    "`{b}` is not a built-in tool (built-in: {})",
+                    BUILTIN_TOOLS.join(", ")
+                ),
             );
         }
         if let Some(expr) = &tool.jq {
@@ -52,16 +76,26 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
                 expression(c, &format!("{at}/http/body"), body);
             }
             if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
-                c.at(&format!("{at}/http/method"), format!("`{}` is not an HTTP method", http.method));
+                c.at(
+                    &format!("{at}/http/method"),
+                    format!("`{}` is not an HTTP method", http.method),
+                );
             }
         }
         if let Some(cmd) = &tool.command
             && cmd.program.trim().is_empty()
         {
-            c.at(&format!("{at}/command/program"), "`program` must not be empty");
+            c.at(
+                &format!("{at}/command/program"),
+                "`program` must not be empty",
+            );
         }
         for key in ["input_schema", "output_schema"] {
-            let schema = if key == "input_schema" { &tool.input_schema } else { &tool.output_schema };
+            let schema = if key == "input_schema" {
+                &tool.input_schema
+            } else {
+                &tool.output_schema
+            };
             if let Some(s) = schema {
                 schema_problem(c, &format!("{at}/{key}"), s);
             }
@@ -71,26 +105,48 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
     for (name, agent) in &project.agents {
         let at = p("agents", name);
         if !model_exists(c, &agent.model) {
-            c.at(&format!("{at}/model"), format!("agent `{name}` uses model `{}`, which is not defined", agent.model));
+            c.at(
+                &format!("{at}/model"),
+                format!(
+                    "agent `{name}` uses model `{}`, which is not defined",
+                    agent.model
+                ),
+            );
         }
         refs(c, &at, "tools", &agent.tools, "tools", "tool");
-        refs(c, &at, "workflows", &agent.workflows, "workflows", "workflow");
+        refs(
+            c,
+            &at,
+            "workflows",
+            &agent.workflows,
+            "workflows",
+            "workflow",
+        );
         for (i, s) in agent.scorers.iter().enumerate() {
             let sat = format!("{at}/scorers/{i}");
             if !c.declared("scorers", &s.scorer) {
-                c.at(&format!("{sat}/scorer"), format!("scorer `{}` is not defined", s.scorer));
+                c.at(
+                    &format!("{sat}/scorer"),
+                    format!("scorer `{}` is not defined", s.scorer),
+                );
             }
             if let Some(rate) = s.sampling_rate
                 && !(0.0..=1.0).contains(&rate)
             {
-                c.at(&format!("{sat}/sampling_rate"), "`sampling_rate` must be between 0 and 1");
+                c.at(
+                    &format!("{sat}/sampling_rate"),
+                    "`sampling_rate` must be between 0 and 1",
+                );
             }
         }
     }
 
     for (name, wf) in &project.workflows {
         let at = p("workflows", name);
-        for (key, schema) in [("input_schema", &wf.input_schema), ("output_schema", &wf.output_schema)] {
+        for (key, schema) in [
+            ("input_schema", &wf.input_schema),
+            ("output_schema", &wf.output_schema),
+        ] {
             if let Some(s) = schema {
                 schema_problem(c, &format!("{at}/{key}"), s);
             }
@@ -100,7 +156,13 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
     for (name, net) in &project.networks {
         let at = p("networks", name);
         if !model_exists(c, &net.model) {
-            c.at(&format!("{at}/model"), format!("network `{name}` uses model `{}`, which is not defined", net.model));
+            c.at(
+                &format!("{at}/model"),
+                format!(
+                    "network `{name}` uses model `{}`, which is not defined",
+                    net.model
+                ),
+            );
         }
         refs(c, &at, "agents", &net.agents, "agents", "agent");
         refs(c, &at, "workflows", &net.workflows, "workflows", "workflow");
@@ -111,19 +173,32 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         let at = p("mcp_servers", name);
         refs(c, &at, "tools", &server.tools, "tools", "tool");
         refs(c, &at, "agents", &server.agents, "agents", "agent");
-        refs(c, &at, "workflows", &server.workflows, "workflows", "workflow");
+        refs(
+            c,
+            &at,
+            "workflows",
+            &server.workflows,
+            "workflows",
+            "workflow",
+        );
     }
 
     for (name, client) in &project.mcp_clients {
         if client.command.is_some() == client.url.is_some() {
-            c.at(&p("mcp_clients", name), format!("MCP client `{name}` needs exactly one of `command`, `url`"));
+            c.at(
+                &p("mcp_clients", name),
+                format!("MCP client `{name}` needs exactly one of `command`, `url`"),
+            );
         }
     }
 
     for (name, scorer) in &project.scorers {
         let at = p("scorers", name);
         if scorer.jq.is_some() == scorer.judge.is_some() {
-            c.at(&at, format!("scorer `{name}` needs exactly one of `jq`, `judge`"));
+            c.at(
+                &at,
+                format!("scorer `{name}` needs exactly one of `jq`, `judge`"),
+            );
         }
         if let Some(expr) = &scorer.jq {
             expression(c, &format!("{at}/jq"), expr);
@@ -131,7 +206,10 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         if let Some(judge) = &scorer.judge
             && !c.declared("agents", judge)
         {
-            c.at(&format!("{at}/judge"), format!("agent `{judge}` is not defined"));
+            c.at(
+                &format!("{at}/judge"),
+                format!("agent `{judge}` is not defined"),
+            );
         }
     }
 
@@ -139,7 +217,10 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         if let Some(e) = &store.embedder
             && !model_exists(c, e)
         {
-            c.at(&format!("{}/embedder", p("vector_stores", name)), format!("model `{e}` is not defined"));
+            c.at(
+                &format!("{}/embedder", p("vector_stores", name)),
+                format!("model `{e}` is not defined"),
+            );
         }
     }
 }
@@ -152,7 +233,10 @@ fn model_exists(c: &Checker<'_>, name: &str) -> bool {
 fn refs(c: &mut Checker<'_>, at: &str, field: &str, list: &[String], section: &str, kind: &str) {
     for (i, name) in list.iter().enumerate() {
         if !c.declared(section, name) {
-            c.at(&format!("{at}/{field}/{i}"), format!("{kind} `{name}` is not defined"));
+            c.at(
+                &format!("{at}/{field}/{i}"),
+                format!("{kind} `{name}` is not defined"),
+            );
         }
     }
 }

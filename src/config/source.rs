@@ -27,7 +27,10 @@ impl fmt::Display for Pos {
 
 impl From<&Marker> for Pos {
     fn from(m: &Marker) -> Self {
-        Pos { line: m.line(), col: m.col() + 1 }
+        Pos {
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 }
 
@@ -68,7 +71,10 @@ impl Positions {
 
     /// Where the key naming the value at `pointer` stands (for "unknown key" problems).
     pub fn key(&self, pointer: &str) -> Pos {
-        self.keys.get(pointer).copied().unwrap_or_else(|| self.value(pointer))
+        self.keys
+            .get(pointer)
+            .copied()
+            .unwrap_or_else(|| self.value(pointer))
     }
 }
 
@@ -95,7 +101,10 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Documen
     };
     let root = builder.document().map_err(|p| vec![p])?;
     if builder.problems.is_empty() {
-        Ok(Document { root, positions: builder.positions })
+        Ok(Document {
+            root,
+            positions: builder.positions,
+        })
     } else {
         Err(builder.problems)
     }
@@ -127,7 +136,8 @@ impl Builder<'_, '_> {
                     if root.is_some() {
                         return Err(Problem {
                             pos: (&mark).into(),
-                            message: "a project file holds one YAML document, found a second".into(),
+                            message: "a project file holds one YAML document, found a second"
+                                .into(),
                         });
                     }
                 }
@@ -184,7 +194,9 @@ impl Builder<'_, '_> {
                             message: format!("duplicate key `{key}`"),
                         });
                     }
-                    self.positions.keys.insert(child.clone(), (&key_mark).into());
+                    self.positions
+                        .keys
+                        .insert(child.clone(), (&key_mark).into());
                     let (ev, m) = self.next()?;
                     let value = self.node(ev, m, child)?;
                     map.insert(key, value);
@@ -222,7 +234,10 @@ impl Builder<'_, '_> {
         match substitute_env(&text, self.env) {
             Ok(s) => Value::String(s),
             Err(message) => {
-                self.problems.push(Problem { pos: mark.into(), message });
+                self.problems.push(Problem {
+                    pos: mark.into(),
+                    message,
+                });
                 Value::String(text)
             }
         }
@@ -277,7 +292,9 @@ pub fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Resul
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
         if !valid {
-            return Err(format!("`${{{inner}}}` is not a valid environment variable reference"));
+            return Err(format!(
+                "`${{{inner}}}` is not a valid environment variable reference"
+            ));
         }
         match (env(name), fallback) {
             (Some(v), _) => out.push_str(&v),
@@ -301,8 +318,15 @@ mod tests {
 
     #[test]
     fn types_scalars_like_yaml_core_schema() {
-        let d = parse("a: 1\nb: 2.5\nc: true\nd: ~\ne: '1'\nf: hello\ng: 0x10\n", &no_env).unwrap();
-        assert_eq!(d.root, json!({"a":1,"b":2.5,"c":true,"d":null,"e":"1","f":"hello","g":16}));
+        let d = parse(
+            "a: 1\nb: 2.5\nc: true\nd: ~\ne: '1'\nf: hello\ng: 0x10\n",
+            &no_env,
+        )
+        .unwrap();
+        assert_eq!(
+            d.root,
+            json!({"a":1,"b":2.5,"c":true,"d":null,"e":"1","f":"hello","g":16})
+        );
     }
 
     #[test]
@@ -315,9 +339,15 @@ mod tests {
     fn records_positions_of_values_and_keys() {
         let d = parse("agents:\n  one:\n    tools: [calc, clock]\n", &no_env).unwrap();
         assert_eq!(d.positions.key("/agents/one"), Pos { line: 2, col: 3 });
-        assert_eq!(d.positions.value("/agents/one/tools/1"), Pos { line: 3, col: 19 });
+        assert_eq!(
+            d.positions.value("/agents/one/tools/1"),
+            Pos { line: 3, col: 19 }
+        );
         // Unknown pointers fall back to the nearest known ancestor.
-        assert_eq!(d.positions.value("/agents/one/tools/1/zzz"), Pos { line: 3, col: 19 });
+        assert_eq!(
+            d.positions.value("/agents/one/tools/1/zzz"),
+            Pos { line: 3, col: 19 }
+        );
     }
 
     #[test]
@@ -338,10 +368,17 @@ mod tests {
     #[test]
     fn substitutes_environment_variables() {
         let env = |n: &str| (n == "KEY").then(|| "s3cret".to_string());
-        assert_eq!(substitute_env("Bearer ${KEY}", &env).unwrap(), "Bearer s3cret");
+        assert_eq!(
+            substitute_env("Bearer ${KEY}", &env).unwrap(),
+            "Bearer s3cret"
+        );
         assert_eq!(substitute_env("${MISSING:-dflt}", &env).unwrap(), "dflt");
         assert_eq!(substitute_env("$${KEY}", &env).unwrap(), "${KEY}");
-        assert!(substitute_env("${MISSING}", &env).unwrap_err().contains("MISSING"));
+        assert!(
+            substitute_env("${MISSING}", &env)
+                .unwrap_err()
+                .contains("MISSING")
+        );
         assert!(substitute_env("${BAD NAME}", &env).is_err());
         let err = parse("k: ${NOPE}\n", &no_env).unwrap_err();
         assert_eq!(err[0].pos, Pos { line: 1, col: 4 });

@@ -21,7 +21,11 @@ fn unknown_keys_are_reported_at_the_key() {
     let ps = problems("tools:\n  calc:\n    builtin: calculator\n    colour: red\n");
     assert_eq!(ps.len(), 1, "{ps:?}");
     assert_eq!(ps[0].pos, Pos { line: 4, col: 5 });
-    assert!(ps[0].message.contains("unknown field `colour`"), "{}", ps[0].message);
+    assert!(
+        ps[0].message.contains("unknown field `colour`"),
+        "{}",
+        ps[0].message
+    );
 }
 
 #[test]
@@ -46,7 +50,11 @@ agents:
     let lines: Vec<usize> = ps.iter().map(|p| p.pos.line).collect();
     assert!(lines.contains(&3), "{ps:?}");
     // Entries that typed fine are still checked for references.
-    assert!(ps.iter().any(|p| p.message.contains("`nope` is not a built-in tool") && p.pos.line == 2), "{ps:?}");
+    assert!(
+        ps.iter()
+            .any(|p| p.message.contains("`nope` is not a built-in tool") && p.pos.line == 2),
+        "{ps:?}"
+    );
 }
 
 #[test]
@@ -69,7 +77,11 @@ tools:
 fn type_errors_name_the_path() {
     let ps = problems("server:\n  port: eighty\n");
     assert_eq!(ps[0].pos, Pos { line: 2, col: 9 });
-    assert!(ps[0].message.starts_with("server.port:"), "{}", ps[0].message);
+    assert!(
+        ps[0].message.starts_with("server.port:"),
+        "{}",
+        ps[0].message
+    );
 }
 
 #[test]
@@ -81,8 +93,16 @@ tools:
     input_schema: { type: 12 }
 ";
     let ps = problems(text);
-    assert!(ps.iter().any(|p| p.pos.line == 3 && p.message.contains("invalid jq expression")), "{ps:?}");
-    assert!(ps.iter().any(|p| p.pos.line == 4 && p.message.contains("invalid JSON Schema")), "{ps:?}");
+    assert!(
+        ps.iter()
+            .any(|p| p.pos.line == 3 && p.message.contains("invalid jq expression")),
+        "{ps:?}"
+    );
+    assert!(
+        ps.iter()
+            .any(|p| p.pos.line == 4 && p.message.contains("invalid JSON Schema")),
+        "{ps:?}"
+    );
 }
 
 #[test]

@@ -20,7 +20,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), details: None }
+        ApiError {
+            status,
+            message: message.into(),
+            details: None,
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
@@ -67,10 +71,15 @@ impl Scribe for ApiError {
 impl EndpointOutRegister for ApiError {
     fn register(components: &mut Components, operation: &mut Operation) {
         let schema = <Value as ToSchema>::to_schema(components);
-        for (code, desc) in [("400", "Bad request"), ("404", "Not found"), ("500", "Internal error")] {
-            operation
-                .responses
-                .insert(code, salvo::oapi::Response::new(desc).add_content("application/json", schema.clone()));
+        for (code, desc) in [
+            ("400", "Bad request"),
+            ("404", "Not found"),
+            ("500", "Internal error"),
+        ] {
+            operation.responses.insert(
+                code,
+                salvo::oapi::Response::new(desc).add_content("application/json", schema.clone()),
+            );
         }
     }
 }
@@ -89,7 +98,8 @@ impl From<ToolError> for ApiError {
         match e {
             ToolError::NotFound => ApiError::not_found("Tool not found"),
             ToolError::InvalidInput(messages) => {
-                ApiError::bad_request(ToolError::InvalidInput(messages.clone()).to_string()).with_details(json!(messages))
+                ApiError::bad_request(ToolError::InvalidInput(messages.clone()).to_string())
+                    .with_details(json!(messages))
             }
             ToolError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
             ToolError::Failed(m) | ToolError::Config(m) => ApiError::internal(m),

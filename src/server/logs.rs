@@ -3,28 +3,38 @@
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
+use super::ApiError;
 use super::request::{query_date_ms, query_pairs, query_u64};
 use super::state::AppState;
-use super::ApiError;
 use crate::telemetry::logs::{self, LogPage, LogQuery, TRANSPORT};
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "silent"];
 const MAX_PER_PAGE: u64 = 1000;
 
 fn parse_query(req: &Request, run_id: Option<String>) -> Result<LogQuery, ApiError> {
-    let transport = req.query::<String>("transportId").filter(|t| !t.is_empty()).ok_or_else(|| ApiError::required("transportId"))?;
+    let transport = req
+        .query::<String>("transportId")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::required("transportId"))?;
     if transport != TRANSPORT {
-        return Err(ApiError::not_found(format!("Log transport \"{transport}\" not found (available: {TRANSPORT})")));
+        return Err(ApiError::not_found(format!(
+            "Log transport \"{transport}\" not found (available: {TRANSPORT})"
+        )));
     }
     let min_level = req.query::<String>("logLevel").filter(|l| !l.is_empty());
     if let Some(l) = &min_level
         && !LEVELS.contains(&l.as_str())
     {
-        return Err(ApiError::bad_request(format!("`logLevel` must be one of {}, got {l:?}", LEVELS.join(", "))));
+        return Err(ApiError::bad_request(format!(
+            "`logLevel` must be one of {}, got {l:?}",
+            LEVELS.join(", ")
+        )));
     }
     let per_page = query_u64(req, "perPage")?.unwrap_or(100);
     if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::bad_request(format!("`perPage` must be between 1 and {MAX_PER_PAGE}")));
+        return Err(ApiError::bad_request(format!(
+            "`perPage` must be between 1 and {MAX_PER_PAGE}"
+        )));
     }
     Ok(LogQuery {
         run_id,
@@ -68,7 +78,9 @@ pub async fn by_run(req: &mut Request, depot: &mut Depot) -> Result<Json<LogPage
 }
 
 impl salvo::oapi::ToSchema for LogPage {
-    fn to_schema(components: &mut salvo::oapi::Components) -> salvo::oapi::RefOr<salvo::oapi::schema::Schema> {
+    fn to_schema(
+        components: &mut salvo::oapi::Components,
+    ) -> salvo::oapi::RefOr<salvo::oapi::schema::Schema> {
         <Value as salvo::oapi::ToSchema>::to_schema(components)
     }
 }

@@ -10,14 +10,19 @@ use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
+use super::ApiError;
 use super::request::RuntimeContext;
 use super::state::AppState;
-use super::ApiError;
 
 /// Honours `x-request-id` (or makes one), echoes it, and runs the request inside a span that
 /// carries it, so every log line of the request can be found by it.
 #[handler]
-pub async fn request_span(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn request_span(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let state = AppState::get(depot).clone();
     let id = req
         .header::<String>("x-request-id")
@@ -32,7 +37,13 @@ pub async fn request_span(req: &mut Request, depot: &mut Depot, res: &mut Respon
         ctrl.call_next(req, depot, res).await;
         let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
         if path.starts_with("/api") || path.starts_with("/a2a") {
-            tracing::info!(method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+            tracing::info!(
+                method,
+                path,
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
         }
     }
     .instrument(span)
@@ -42,7 +53,12 @@ pub async fn request_span(req: &mut Request, depot: &mut Depot, res: &mut Respon
 /// Rejects bodies announced as larger than the limit before reading them, and for JSON
 /// POST/PUT bodies puts their `runtimeContext` into the depot.
 #[handler]
-pub async fn body_and_context(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
+pub async fn body_and_context(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
     let limit = AppState::get(depot).body_limit;
     let announced = req.header::<u64>(header::CONTENT_LENGTH).unwrap_or(0);
     if announced > limit as u64 {
@@ -81,7 +97,9 @@ fn protected(path: &str) -> bool {
 /// `/api/*` and `/a2a/*`. Keys are compared in constant time.
 #[handler]
 pub async fn auth(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
-    let Some(expected) = AppState::get(depot).api_key.clone() else { return };
+    let Some(expected) = AppState::get(depot).api_key.clone() else {
+        return;
+    };
     if req.method() == Method::OPTIONS || !protected(req.uri().path()) {
         return;
     }
@@ -91,7 +109,9 @@ pub async fn auth(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl
     let token = bearer.or_else(|| req.query::<String>("apiKey"));
     let error = match token {
         None => Some("Authentication required"),
-        Some(t) if !bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => Some("Invalid or expired token"),
+        Some(t) if !bool::from(t.as_bytes().ct_eq(expected.as_bytes())) => {
+            Some("Invalid or expired token")
+        }
         Some(_) => None,
     };
     if let Some(message) = error {
@@ -109,7 +129,9 @@ pub async fn json_errors(req: &mut Request, res: &mut Response, ctrl: &mut FlowC
     if protected(&path) || path.starts_with("/.well-known/") {
         let message = match code {
             StatusCode::NOT_FOUND => format!("Not Found: {} {path}", req.method()),
-            StatusCode::METHOD_NOT_ALLOWED => format!("Method {} is not allowed on {path}", req.method()),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                format!("Method {} is not allowed on {path}", req.method())
+            }
             other => other.canonical_reason().unwrap_or("Error").to_string(),
         };
         ApiError::new(code, message).render(res);

@@ -55,7 +55,10 @@ pub enum ServerError {
     #[error(transparent)]
     Tools(#[from] crate::tools::ToolError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running server; [`RunningServer::stop`] shuts it down gracefully.
@@ -110,16 +113,30 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     let addr = format!("{}:{}", opts.host, opts.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
-        .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
-    let acceptor = TcpAcceptor::try_from(listener).map_err(|source| ServerError::Bind { addr, source })?;
+        .map_err(|source| ServerError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+    let acceptor =
+        TcpAcceptor::try_from(listener).map_err(|source| ServerError::Bind { addr, source })?;
     let server = Server::new(acceptor);
     let handle = server.handle();
     let service = service(state.clone());
     let task = tokio::spawn(async move {
         server.serve(service).await;
     });
-    Ok(RunningServer { addr: local, state, handle, shutdown: shutdown_tx, task, capture: Some(capture) })
+    Ok(RunningServer {
+        addr: local,
+        state,
+        handle,
+        shutdown: shutdown_tx,
+        task,
+        capture: Some(capture),
+    })
 }
 
 /// The API routes, in precedence order (static segments before parameters).
@@ -132,7 +149,11 @@ fn api_router() -> Router {
         .push(Router::with_path("api/logs").get(logs::list))
         .push(Router::with_path("api/logs/transports").get(logs::transports))
         .push(Router::with_path("api/logs/{runId}").get(logs::by_run))
-        .push(Router::with_path("api/telemetry").get(telemetry::list).post(telemetry::ingest));
+        .push(
+            Router::with_path("api/telemetry")
+                .get(telemetry::list)
+                .post(telemetry::ingest),
+        );
     pending::routes(router)
 }
 
@@ -147,7 +168,11 @@ fn cors(project: &Project) -> Option<salvo::cors::CorsHandler> {
         Some(CorsSetting::Custom(c)) => Some(c.clone()),
         _ => None,
     };
-    let mut headers = vec!["content-type".to_string(), "authorization".into(), "x-mastra-client-type".into()];
+    let mut headers = vec![
+        "content-type".to_string(),
+        "authorization".into(),
+        "x-mastra-client-type".into(),
+    ];
     let mut origins = vec!["*".to_string()];
     if let Some(c) = custom {
         headers.extend(c.allow_headers.iter().map(|h| h.to_ascii_lowercase()));
@@ -156,8 +181,17 @@ fn cors(project: &Project) -> Option<salvo::cors::CorsHandler> {
         }
     }
     let cors = Cors::new()
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers(AllowHeaders::list(headers.iter().filter_map(|h| h.parse().ok())))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::list(
+            headers.iter().filter_map(|h| h.parse().ok()),
+        ))
         .expose_headers(vec!["content-length", "x-requested-with", "x-request-id"])
         .max_age(3600u64);
     let cors = if origins.iter().any(|o| o == "*") {
@@ -177,7 +211,9 @@ fn service(state: Arc<AppState>) -> Service {
         .push(Router::with_path("openapi.json").get(doc))
         .push(Router::with_path("refresh-events").get(system::refresh_events))
         .push(Router::with_path("{**path}").get(playground::serve));
-    let mut service = Service::new(router).hoop(state::Inject(state.clone())).hoop(middleware::request_span);
+    let mut service = Service::new(router)
+        .hoop(state::Inject(state.clone()))
+        .hoop(middleware::request_span);
     if let Some(cors) = cors(&state.project) {
         service = service.hoop(cors);
     }

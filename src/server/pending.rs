@@ -9,7 +9,11 @@ use super::ApiError;
 fn not_built(req: &Request, group: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
-        format!("{} {} is not implemented in this edgestra build yet ({group} is planned)", req.method(), req.uri().path()),
+        format!(
+            "{} {} is not implemented in this edgestra build yet ({group} is planned)",
+            req.method(),
+            req.uri().path()
+        ),
     )
 }
 

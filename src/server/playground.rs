@@ -17,19 +17,31 @@ pub async fn serve(req: &mut Request, res: &mut Response) {
         res.status_code(StatusCode::NOT_FOUND);
         return;
     }
-    let wanted = if path.is_empty() { "index.html" } else { path.as_str() };
-    let has_extension = wanted.rsplit('/').next().is_some_and(|last| last.contains('.'));
+    let wanted = if path.is_empty() {
+        "index.html"
+    } else {
+        path.as_str()
+    };
+    let has_extension = wanted
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'));
     let file = match Assets::get(wanted) {
         Some(f) => f,
         None if !has_extension => match Assets::get("index.html") {
             Some(f) => f,
-            None => return res.status_code(StatusCode::NOT_FOUND).render("the playground is not built in"),
+            None => {
+                return res
+                    .status_code(StatusCode::NOT_FOUND)
+                    .render("the playground is not built in");
+            }
         },
         None => return res.status_code(StatusCode::NOT_FOUND).render("Not Found"),
     };
     if let Ok(v) = HeaderValue::from_str(file.metadata.mimetype()) {
         res.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     res.body(file.data.into_owned());
 }

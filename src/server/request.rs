@@ -18,12 +18,17 @@ pub async fn json_body(req: &mut Request, depot: &Depot) -> Result<Value, ApiErr
     let bytes = match req.payload_with_max_size(limit).await {
         Ok(b) => b,
         Err(ParseError::PayloadTooLarge) => return Err(ApiError::too_large()),
-        Err(e) => return Err(ApiError::bad_request(format!("cannot read the request body: {e}"))),
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "cannot read the request body: {e}"
+            )));
+        }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("Invalid JSON in request body: {e}")))
 }
 
 /// The body as a JSON object (an empty body is an empty object).
@@ -64,10 +69,11 @@ pub fn query_u64(req: &Request, name: &str) -> Result<Option<u64>, ApiError> {
     match req.query::<String>(name) {
         None => Ok(None),
         Some(s) if s.is_empty() => Ok(None),
-        Some(s) => s
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| ApiError::bad_request(format!("query parameter `{name}` must be a non-negative integer, got {s:?}"))),
+        Some(s) => s.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "query parameter `{name}` must be a non-negative integer, got {s:?}"
+            ))
+        }),
     }
 }
 
@@ -78,10 +84,12 @@ pub fn query_all(req: &Request, name: &str) -> Vec<String> {
 
 /// A date query parameter (ISO 8601, or milliseconds since the epoch) as epoch milliseconds.
 pub fn query_date_ms(req: &Request, name: &str) -> Result<Option<u64>, ApiError> {
-    let Some(s) = req.query::<String>(name).filter(|s| !s.is_empty()) else { return Ok(None) };
-    parse_date_ms(&s)
-        .map(Some)
-        .ok_or_else(|| ApiError::bad_request(format!("query parameter `{name}` is not a date: {s:?}")))
+    let Some(s) = req.query::<String>(name).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    parse_date_ms(&s).map(Some).ok_or_else(|| {
+        ApiError::bad_request(format!("query parameter `{name}` is not a date: {s:?}"))
+    })
 }
 
 pub fn parse_date_ms(s: &str) -> Option<u64> {
@@ -104,11 +112,16 @@ pub fn query_pairs(req: &Request, name: &str) -> Result<Vec<(String, String)>, A
         .into_iter()
         .map(|p| match p.split_once(':') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(ApiError::bad_request(format!("query parameter `{name}` must look like key:value, got {p:?}"))),
+            _ => Err(ApiError::bad_request(format!(
+                "query parameter `{name}` must look like key:value, got {p:?}"
+            ))),
         })
         .collect()
 }
 
 pub fn runtime_context(depot: &Depot) -> Map<String, Value> {
-    depot.get_typed::<RuntimeContext>().map(|r| r.0.clone()).unwrap_or_default()
+    depot
+        .get_typed::<RuntimeContext>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default()
 }

@@ -28,7 +28,9 @@ pub struct AppState {
 impl AppState {
     /// The state injected by [`Inject`]; present on every request.
     pub fn get(depot: &Depot) -> &Arc<AppState> {
-        depot.get_typed::<Arc<AppState>>().expect("AppState is injected for every request")
+        depot
+            .get_typed::<Arc<AppState>>()
+            .expect("AppState is injected for every request")
     }
 }
 
@@ -37,7 +39,13 @@ pub struct Inject(pub Arc<AppState>);
 
 #[async_trait]
 impl Handler for Inject {
-    async fn handle(&self, _req: &mut Request, depot: &mut Depot, _res: &mut Response, _ctrl: &mut FlowCtrl) {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        depot: &mut Depot,
+        _res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
         depot.insert_typed(self.0.clone());
     }
 }

@@ -19,18 +19,30 @@ pub async fn root(res: &mut Response) {
 #[handler]
 pub async fn refresh_events(depot: &mut Depot, res: &mut Response) {
     let shutdown = AppState::get(depot).shutdown.clone();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    let ticker = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(15), Duration::from_secs(15));
-    let first = futures_util::stream::once(async { Ok::<_, Infallible>("data: connected\n\n".to_string()) });
-    let rest = futures_util::stream::unfold((ticker, shutdown), |(mut ticker, mut shutdown)| async move {
-        if *shutdown.borrow() {
-            return None;
-        }
-        tokio::select! {
-            _ = ticker.tick() => Some((Ok(": keep-alive\n\n".to_string()), (ticker, shutdown))),
-            _ = shutdown.changed() => None,
-        }
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(15),
+        Duration::from_secs(15),
+    );
+    let first = futures_util::stream::once(async {
+        Ok::<_, Infallible>("data: connected\n\n".to_string())
     });
+    let rest = futures_util::stream::unfold(
+        (ticker, shutdown),
+        |(mut ticker, mut shutdown)| async move {
+            if *shutdown.borrow() {
+                return None;
+            }
+            tokio::select! {
+                _ = ticker.tick() => Some((Ok(": keep-alive\n\n".to_string()), (ticker, shutdown))),
+                _ = shutdown.changed() => None,
+            }
+        },
+    );
     res.stream(futures_util::StreamExt::chain(first, rest));
 }

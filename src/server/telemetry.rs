@@ -3,9 +3,9 @@
 use salvo::prelude::*;
 use serde_json::{Value, json};
 
+use super::ApiError;
 use super::request::{json_body, query_date_ms, query_pairs, query_u64};
 use super::state::AppState;
-use super::ApiError;
 use crate::telemetry::spans::{self, SpanQuery};
 
 /// Trace spans, newest first (`page` is 0-based; `attribute=key:value` repeatable).
@@ -13,7 +13,9 @@ use crate::telemetry::spans::{self, SpanQuery};
 pub async fn list(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
     let per_page = query_u64(req, "perPage")?.unwrap_or(100);
     if per_page == 0 || per_page > 1000 {
-        return Err(ApiError::bad_request("`perPage` must be between 1 and 1000"));
+        return Err(ApiError::bad_request(
+            "`perPage` must be between 1 and 1000",
+        ));
     }
     let q = SpanQuery {
         name: req.query::<String>("name").filter(|s| !s.is_empty()),
@@ -33,7 +35,9 @@ pub async fn list(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, A
 
 fn status_error(status: StatusCode, message: String, res: &mut Response) {
     res.status_code(status);
-    res.render(Json(json!({"status": "error", "message": message, "error": message})));
+    res.render(Json(
+        json!({"status": "error", "message": message, "error": message}),
+    ));
 }
 
 /// Stores the spans of an OTLP/JSON export request.
@@ -48,13 +52,20 @@ pub async fn ingest(req: &mut Request, depot: &mut Depot, res: &mut Response) {
         Err(e) => return status_error(StatusCode::BAD_REQUEST, e.0, res),
     };
     if records.is_empty() {
-        res.render(Json(json!({"status": "success", "message": "No spans to process", "traceCount": 0})));
+        res.render(Json(
+            json!({"status": "success", "message": "No spans to process", "traceCount": 0}),
+        ));
         return;
     }
     let state = AppState::get(depot);
     let (store, cfg) = (state.store.clone(), state.project.server.telemetry.clone());
     let stored = tokio::task::spawn_blocking(move || {
-        spans::store_spans(&store, &records, cfg.max_rows, cfg.max_age_hours * 3_600_000)
+        spans::store_spans(
+            &store,
+            &records,
+            cfg.max_rows,
+            cfg.max_age_hours * 3_600_000,
+        )
     })
     .await;
     match stored {
@@ -63,7 +74,15 @@ pub async fn ingest(req: &mut Request, depot: &mut Depot, res: &mut Response) {
             "message": "Traces received and processed successfully",
             "traceCount": count
         }))),
-        Ok(Err(e)) => status_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed to process traces: {e}"), res),
-        Err(e) => status_error(StatusCode::INTERNAL_SERVER_ERROR, format!("Failed to process traces: {e}"), res),
+        Ok(Err(e)) => status_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to process traces: {e}"),
+            res,
+        ),
+        Err(e) => status_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to process traces: {e}"),
+            res,
+        ),
     }
 }

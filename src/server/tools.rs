@@ -3,9 +3,9 @@
 use salvo::prelude::*;
 use serde_json::{Map, Value, json};
 
+use super::ApiError;
 use super::request::{json_object, runtime_context, truthy};
 use super::state::AppState;
-use super::ApiError;
 use crate::tools::{Tool, ToolContext};
 
 /// A tool as Mastra clients see it (§3.2): schemas as superjson strings.
@@ -25,7 +25,13 @@ pub fn wire(tool: &Tool) -> Value {
 #[endpoint(tags("tools"), operation_id = "getTools")]
 pub async fn list(depot: &mut Depot) -> Json<Map<String, Value>> {
     let state = AppState::get(depot);
-    Json(state.tools.iter().map(|t| (t.key.clone(), wire(t))).collect())
+    Json(
+        state
+            .tools
+            .iter()
+            .map(|t| (t.key.clone(), wire(t)))
+            .collect(),
+    )
 }
 
 /// One tool, by id.
@@ -33,7 +39,10 @@ pub async fn list(depot: &mut Depot) -> Json<Map<String, Value>> {
 pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
     let state = AppState::get(depot);
     let tool_id = req.param::<String>("toolId").unwrap_or_default();
-    let tool = state.tools.by_id(&tool_id).ok_or_else(|| ApiError::not_found("Tool not found"))?;
+    let tool = state
+        .tools
+        .by_id(&tool_id)
+        .ok_or_else(|| ApiError::not_found("Tool not found"))?;
     Ok(Json(wire(tool)))
 }
 
@@ -42,13 +51,20 @@ pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, Ap
 pub async fn execute(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
     let state = AppState::get(depot).clone();
     let tool_id = req.param::<String>("toolId").unwrap_or_default();
-    let tool = state.tools.by_id(&tool_id).ok_or_else(|| ApiError::not_found("Tool not found"))?.clone();
+    let tool = state
+        .tools
+        .by_id(&tool_id)
+        .ok_or_else(|| ApiError::not_found("Tool not found"))?
+        .clone();
     let mut body = json_object(req, depot).await?;
     if !truthy(body.get("data")) {
         return Err(ApiError::required("data"));
     }
     let data = body.remove("data").unwrap_or(Value::Null);
-    let ctx = ToolContext { runtime_context: runtime_context(depot), run_id: req.query::<String>("runId") };
+    let ctx = ToolContext {
+        runtime_context: runtime_context(depot),
+        run_id: req.query::<String>("runId"),
+    };
     tracing::info!(tool = %tool.id, run_id = ctx.run_id.as_deref(), "executing tool");
     let result = tool.execute(data, &ctx).await;
     if let Err(e) = &result {

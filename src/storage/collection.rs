@@ -1,6 +1,8 @@
 //! Records kept by id with ordered secondary indexes (`parent → records by time`).
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::{Result, StorageError};
@@ -44,7 +46,10 @@ pub enum Order {
 
 macro_rules! index {
     ($name:literal, $table:literal) => {
-        Index { name: $name, table: TableDefinition::new($table) }
+        Index {
+            name: $name,
+            table: TableDefinition::new($table),
+        }
     };
 }
 
@@ -58,11 +63,17 @@ pub static THREADS: Collection = Collection {
 pub static MESSAGES: Collection = Collection {
     name: "messages",
     records: TableDefinition::new("messages"),
-    indexes: &[index!("by_thread", "messages_by_thread"), index!("by_resource", "messages_by_resource")],
+    indexes: &[
+        index!("by_thread", "messages_by_thread"),
+        index!("by_resource", "messages_by_resource"),
+    ],
 };
 /// Working memory, one per resource or thread.
-pub static WORKING_MEMORY: Collection =
-    Collection { name: "working_memory", records: TableDefinition::new("working_memory"), indexes: &[] };
+pub static WORKING_MEMORY: Collection = Collection {
+    name: "working_memory",
+    records: TableDefinition::new("working_memory"),
+    indexes: &[],
+};
 /// Workflow runs and their snapshots, by workflow.
 pub static WORKFLOW_RUNS: Collection = Collection {
     name: "workflow_runs",
@@ -92,7 +103,15 @@ pub static A2A_TASKS: Collection = Collection {
     indexes: &[index!("by_agent", "a2a_tasks_by_agent")],
 };
 
-pub(super) static ALL: &[&Collection] = &[&THREADS, &MESSAGES, &WORKING_MEMORY, &WORKFLOW_RUNS, &SCORES, &EVALS, &A2A_TASKS];
+pub(super) static ALL: &[&Collection] = &[
+    &THREADS,
+    &MESSAGES,
+    &WORKING_MEMORY,
+    &WORKFLOW_RUNS,
+    &SCORES,
+    &EVALS,
+    &A2A_TASKS,
+];
 
 /// `parent \0 time(be) id`: sorts by parent, then time, then id.
 pub fn index_key(parent: &str, time: u64, id: &str) -> Vec<u8> {
@@ -114,7 +133,9 @@ fn prefix_bounds(parent: &str) -> (Vec<u8>, Vec<u8>) {
 
 fn check_key(what: &str, s: &str) -> Result<()> {
     if s.contains('\0') {
-        return Err(StorageError::Invalid(format!("{what} must not contain a NUL character")));
+        return Err(StorageError::Invalid(format!(
+            "{what} must not contain a NUL character"
+        )));
     }
     Ok(())
 }
@@ -134,9 +155,11 @@ pub fn put<T: Record>(tx: &WriteTransaction, record: &T) -> Result<Option<T>> {
     }
     let old = remove::<T>(tx, record.id())?;
     let bytes = serde_json::to_vec(record)?;
-    tx.open_table(c.records)?.insert(record.id(), bytes.as_slice())?;
+    tx.open_table(c.records)?
+        .insert(record.id(), bytes.as_slice())?;
     for (index, (parent, time)) in c.indexes.iter().zip(keys) {
-        tx.open_table(index.table)?.insert(index_key(&parent, time, record.id()).as_slice(), ())?;
+        tx.open_table(index.table)?
+            .insert(index_key(&parent, time, record.id()).as_slice(), ())?;
     }
     Ok(old)
 }
@@ -150,7 +173,8 @@ pub fn remove<T: Record>(tx: &WriteTransaction, id: &str) -> Result<Option<T>> {
     };
     if let Some(old) = &old {
         for (index, (parent, time)) in c.indexes.iter().zip(old.index_keys()) {
-            tx.open_table(index.table)?.remove(index_key(&parent, time, id).as_slice())?;
+            tx.open_table(index.table)?
+                .remove(index_key(&parent, time, id).as_slice())?;
         }
     }
     Ok(old)
@@ -173,13 +197,22 @@ pub fn get_for_update<T: Record>(tx: &WriteTransaction, id: &str) -> Result<Opti
 }
 
 /// Ids of the records under `parent` in index number `index`, ordered by time.
-pub fn ids_by<T: Record>(tx: &ReadTransaction, index: usize, parent: &str, order: Order) -> Result<Vec<String>> {
+pub fn ids_by<T: Record>(
+    tx: &ReadTransaction,
+    index: usize,
+    parent: &str,
+    order: Order,
+) -> Result<Vec<String>> {
     let table = tx.open_table(T::COLLECTION.indexes[index].table)?;
     let (lo, hi) = prefix_bounds(parent);
     let range = table.range(lo.as_slice()..hi.as_slice())?;
     let skip = parent.len() + 9;
     let mut ids = Vec::new();
-    let mut push = |entry: std::result::Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<()>), redb::StorageError>| -> Result<()> {
+    let mut push = |entry: std::result::Result<
+        (redb::AccessGuard<&[u8]>, redb::AccessGuard<()>),
+        redb::StorageError,
+    >|
+     -> Result<()> {
         let (k, _) = entry?;
         ids.push(String::from_utf8_lossy(&k.value()[skip..]).into_owned());
         Ok(())
@@ -192,7 +225,12 @@ pub fn ids_by<T: Record>(tx: &ReadTransaction, index: usize, parent: &str, order
 }
 
 /// Records under `parent` in index number `index`, ordered by time.
-pub fn list_by<T: Record>(tx: &ReadTransaction, index: usize, parent: &str, order: Order) -> Result<Vec<T>> {
+pub fn list_by<T: Record>(
+    tx: &ReadTransaction,
+    index: usize,
+    parent: &str,
+    order: Order,
+) -> Result<Vec<T>> {
     let records = tx.open_table(T::COLLECTION.records)?;
     let mut out = Vec::new();
     for id in ids_by::<T>(tx, index, parent, order)? {
@@ -232,7 +270,11 @@ mod tests {
     }
 
     fn t(id: &str, resource: &str, created: u64) -> Thread {
-        Thread { id: id.into(), resource: resource.into(), created }
+        Thread {
+            id: id.into(),
+            resource: resource.into(),
+            created,
+        }
     }
 
     #[test]
@@ -249,21 +291,31 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let ids = |order| store.read_blocking(|tx| ids_by::<Thread>(tx, 0, "r1", order)).unwrap();
+        let ids = |order| {
+            store
+                .read_blocking(|tx| ids_by::<Thread>(tx, 0, "r1", order))
+                .unwrap()
+        };
         assert_eq!(ids(Order::Oldest), ["a", "b"]);
         assert_eq!(ids(Order::Newest), ["b", "a"]);
 
         // Moving a record to another parent and time re-indexes it.
-        let old = store.write_blocking(|tx| put(tx, &t("a", "r2", 30))).unwrap();
+        let old = store
+            .write_blocking(|tx| put(tx, &t("a", "r2", 30)))
+            .unwrap();
         assert_eq!(old, Some(t("a", "r1", 10)));
         assert_eq!(ids(Order::Oldest), ["b"]);
-        let r2 = store.read_blocking(|tx| list_by::<Thread>(tx, 0, "r2", Order::Oldest)).unwrap();
+        let r2 = store
+            .read_blocking(|tx| list_by::<Thread>(tx, 0, "r2", Order::Oldest))
+            .unwrap();
         assert_eq!(r2, [t("c", "r2", 5), t("a", "r2", 30)]);
 
-        let gone = store.write_blocking(|tx| remove::<Thread>(tx, "b")).unwrap();
+        let gone = store
+            .write_blocking(|tx| remove::<Thread>(tx, "b"))
+            .unwrap();
         assert!(gone.is_some());
         assert!(ids(Order::Oldest).is_empty());
-        assert_eq!(store.read_blocking(|tx| count::<Thread>(tx)).unwrap(), 3);
+        assert_eq!(store.read_blocking(count::<Thread>).unwrap(), 3);
     }
 
     #[test]
@@ -271,7 +323,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            store.write_blocking(|tx| put(tx, &t("x", "r", 1)).map(|_| ())).unwrap();
+            store
+                .write_blocking(|tx| put(tx, &t("x", "r", 1)).map(|_| ()))
+                .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
         let x = store.read_blocking(|tx| get::<Thread>(tx, "x")).unwrap();
@@ -282,7 +336,9 @@ mod tests {
     fn nul_in_ids_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let err = store.write_blocking(|tx| put(tx, &t("a\0b", "r", 1))).unwrap_err();
+        let err = store
+            .write_blocking(|tx| put(tx, &t("a\0b", "r", 1)))
+            .unwrap_err();
         assert!(matches!(err, StorageError::Invalid(_)));
     }
 }

@@ -1,7 +1,9 @@
 //! Append-only journals (logs, trace spans): entries numbered in arrival order, an optional index
 //! by a key (a log's runId), paging scans with a filter, and retention by row count and age.
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
 use super::Result;
@@ -21,10 +23,16 @@ impl Journal {
     }
 }
 
-pub static LOGS: Journal =
-    Journal { name: "logs", entries: TableDefinition::new("logs"), by_key: TableDefinition::new("logs_by_run") };
-pub static SPANS: Journal =
-    Journal { name: "spans", entries: TableDefinition::new("spans"), by_key: TableDefinition::new("spans_by_trace") };
+pub static LOGS: Journal = Journal {
+    name: "logs",
+    entries: TableDefinition::new("logs"),
+    by_key: TableDefinition::new("logs_by_run"),
+};
+pub static SPANS: Journal = Journal {
+    name: "spans",
+    entries: TableDefinition::new("spans"),
+    by_key: TableDefinition::new("spans_by_trace"),
+};
 
 pub(super) static ALL: &[&Journal] = &[&LOGS, &SPANS];
 
@@ -49,13 +57,12 @@ pub fn append<T: Entry>(tx: &WriteTransaction, items: &[T]) -> Result<()> {
     let j = T::JOURNAL;
     let mut entries = tx.open_table(j.entries)?;
     let mut by_key = tx.open_table(j.by_key)?;
-    let mut seq = entries.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
-    for item in items {
+    let first = entries.last()?.map(|(k, _)| k.value() + 1).unwrap_or(0);
+    for (seq, item) in (first..).zip(items) {
         entries.insert(seq, serde_json::to_vec(item)?.as_slice())?;
         if let Some(key) = item.key().filter(|k| !k.contains('\0')) {
             by_key.insert(key_entry(key, seq).as_slice(), ())?;
         }
-        seq += 1;
     }
     Ok(())
 }
@@ -123,13 +130,18 @@ pub fn prune<T: Entry>(tx: &WriteTransaction, max_rows: u64, min_time_ms: u64) -
     let mut dropped = 0;
     loop {
         let len = entries.len()?;
-        let Some((seq, item)) = entries.first()?.map(|(k, v)| (k.value(), serde_json::from_slice::<T>(v.value())))
+        let Some((seq, item)) = entries
+            .first()?
+            .map(|(k, v)| (k.value(), serde_json::from_slice::<T>(v.value())))
         else {
             break;
         };
         let too_many = len > max_rows;
         let decoded = item.ok();
-        let too_old = decoded.as_ref().map(|i| i.time_ms() < min_time_ms).unwrap_or(true);
+        let too_old = decoded
+            .as_ref()
+            .map(|i| i.time_ms() < min_time_ms)
+            .unwrap_or(true);
         if !too_many && !too_old {
             break;
         }
@@ -171,24 +183,42 @@ mod tests {
     }
 
     fn line(t: u64, run: Option<&str>) -> Line {
-        Line { t, run: run.map(String::from), msg: format!("m{t}") }
+        Line {
+            t,
+            run: run.map(String::from),
+            msg: format!("m{t}"),
+        }
     }
 
     #[test]
     fn scans_newest_first_with_paging_keys_and_filters() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let items: Vec<Line> = (0..10).map(|t| line(t, (t % 2 == 0).then_some("even"))).collect();
+        let items: Vec<Line> = (0..10)
+            .map(|t| line(t, (t % 2 == 0).then_some("even")))
+            .collect();
         store.write_blocking(|tx| append(tx, &items)).unwrap();
 
-        let page = store.read_blocking(|tx| scan::<Line>(tx, None, |_| true, 2, 3)).unwrap();
+        let page = store
+            .read_blocking(|tx| scan::<Line>(tx, None, |_| true, 2, 3))
+            .unwrap();
         assert_eq!(page.total, 10);
-        assert_eq!(page.items.iter().map(|l| l.t).collect::<Vec<_>>(), [7, 6, 5]);
+        assert_eq!(
+            page.items.iter().map(|l| l.t).collect::<Vec<_>>(),
+            [7, 6, 5]
+        );
 
-        let even = store.read_blocking(|tx| scan::<Line>(tx, Some("even"), |_| true, 0, 100)).unwrap();
-        assert_eq!(even.items.iter().map(|l| l.t).collect::<Vec<_>>(), [8, 6, 4, 2, 0]);
+        let even = store
+            .read_blocking(|tx| scan::<Line>(tx, Some("even"), |_| true, 0, 100))
+            .unwrap();
+        assert_eq!(
+            even.items.iter().map(|l| l.t).collect::<Vec<_>>(),
+            [8, 6, 4, 2, 0]
+        );
 
-        let big = store.read_blocking(|tx| scan::<Line>(tx, None, |l| l.t >= 5, 0, 2)).unwrap();
+        let big = store
+            .read_blocking(|tx| scan::<Line>(tx, None, |l| l.t >= 5, 0, 2))
+            .unwrap();
         assert_eq!((big.total, big.items.len()), (5, 2));
     }
 
@@ -201,15 +231,26 @@ mod tests {
 
         let dropped = store.write_blocking(|tx| prune::<Line>(tx, 6, 0)).unwrap();
         assert_eq!(dropped, 4);
-        let dropped = store.write_blocking(|tx| prune::<Line>(tx, 100, 7)).unwrap();
+        let dropped = store
+            .write_blocking(|tx| prune::<Line>(tx, 100, 7))
+            .unwrap();
         assert_eq!(dropped, 3);
-        let left = store.read_blocking(|tx| scan::<Line>(tx, Some("r"), |_| true, 0, 100)).unwrap();
-        assert_eq!(left.items.iter().map(|l| l.t).collect::<Vec<_>>(), [9, 8, 7]);
-        assert_eq!(store.read_blocking(|tx| len::<Line>(tx)).unwrap(), 3);
+        let left = store
+            .read_blocking(|tx| scan::<Line>(tx, Some("r"), |_| true, 0, 100))
+            .unwrap();
+        assert_eq!(
+            left.items.iter().map(|l| l.t).collect::<Vec<_>>(),
+            [9, 8, 7]
+        );
+        assert_eq!(store.read_blocking(len::<Line>).unwrap(), 3);
 
         // Numbering continues after pruning, so new rows sort after the survivors.
-        store.write_blocking(|tx| append(tx, &[line(42, None)])).unwrap();
-        let newest = store.read_blocking(|tx| scan::<Line>(tx, None, |_| true, 0, 1)).unwrap();
+        store
+            .write_blocking(|tx| append(tx, &[line(42, None)]))
+            .unwrap();
+        let newest = store
+            .read_blocking(|tx| scan::<Line>(tx, None, |_| true, 0, 1))
+            .unwrap();
         assert_eq!(newest.items[0].t, 42);
     }
 }

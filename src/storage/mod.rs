@@ -22,12 +22,19 @@ pub const DB_FILE: &str = "edgestra.redb";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("the data file {0} is in use by another edgestra process; stop it or choose another --data-dir")]
+    #[error(
+        "the data file {0} is in use by another edgestra process; stop it or choose another --data-dir"
+    )]
     Locked(PathBuf),
-    #[error("the data file {path} cannot be opened ({detail}); it may be damaged — move it away to start fresh")]
+    #[error(
+        "the data file {path} cannot be opened ({detail}); it may be damaged — move it away to start fresh"
+    )]
     Corrupt { path: PathBuf, detail: String },
     #[error("cannot use the data directory {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("storage error: {0}")]
     Database(String),
     #[error("stored record is unreadable: {0}")]
@@ -77,19 +84,30 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) `data_dir/edgestra.redb` and makes sure every table exists.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StorageError::Io { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StorageError::Io {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked(path.clone()),
             redb::DatabaseError::Storage(redb::StorageError::Io(source))
                 if source.kind() != std::io::ErrorKind::InvalidData =>
             {
-                StorageError::Io { path: path.clone(), source }
+                StorageError::Io {
+                    path: path.clone(),
+                    source,
+                }
             }
-            other => StorageError::Corrupt { path: path.clone(), detail: other.to_string() },
+            other => StorageError::Corrupt {
+                path: path.clone(),
+                detail: other.to_string(),
+            },
         })?;
-        let store = Store { db: Arc::new(db), path };
+        let store = Store {
+            db: Arc::new(db),
+            path,
+        };
         store.write_blocking(|tx| {
             for c in collection::ALL {
                 c.create_tables(tx)?;
@@ -155,7 +173,10 @@ mod tests {
         let _first = Store::open(dir.path()).unwrap();
         let err = Store::open(dir.path()).unwrap_err();
         assert!(matches!(err, StorageError::Locked(_)), "{err:?}");
-        assert!(err.to_string().contains("in use by another edgestra process"));
+        assert!(
+            err.to_string()
+                .contains("in use by another edgestra process")
+        );
     }
 
     #[test]

@@ -79,7 +79,11 @@ fn take_string(fields: &mut Map<String, Value>, keys: &[&str]) -> Option<String>
 }
 
 impl LogRecord {
-    pub(super) fn from_event(level: Level, target: &str, mut fields: Map<String, Value>) -> LogRecord {
+    pub(super) fn from_event(
+        level: Level,
+        target: &str,
+        mut fields: Map<String, Value>,
+    ) -> LogRecord {
         fields.remove("instance");
         let msg = take_string(&mut fields, &["message"]).unwrap_or_default();
         let run_id = take_string(&mut fields, &["run_id", "runId"]);
@@ -151,7 +155,13 @@ fn field_text(record: &LogRecord, key: &str) -> Option<String> {
 
 /// Runs a query, newest records first.
 pub fn query(store: &Store, q: &LogQuery) -> Result<LogPage> {
-    let min_rank = q.min_level.as_deref().map(|l| if l == "silent" { u8::MAX } else { level_rank(l) });
+    let min_rank = q.min_level.as_deref().map(|l| {
+        if l == "silent" {
+            u8::MAX
+        } else {
+            level_rank(l)
+        }
+    });
     let page = q.page.max(1);
     let per_page = q.per_page.max(1);
     let result = store.read_blocking(|tx| {
@@ -162,7 +172,9 @@ pub fn query(store: &Store, q: &LogQuery) -> Result<LogPage> {
                 q.from_ms.is_none_or(|f| r.time_ms >= f)
                     && q.to_ms.is_none_or(|t| r.time_ms <= t)
                     && min_rank.is_none_or(|m| r.level_rank() >= m)
-                    && q.filters.iter().all(|(k, v)| field_text(r, k).as_deref() == Some(v.as_str()))
+                    && q.filters
+                        .iter()
+                        .all(|(k, v)| field_text(r, k).as_deref() == Some(v.as_str()))
             },
             (page - 1) * per_page,
             per_page,
@@ -215,9 +227,15 @@ mod tests {
             rec(Level::DEBUG, "c", None),
             rec(Level::WARN, "d", Some("r2")),
         ];
-        store.write_blocking(|tx| journal::append(tx, &items)).unwrap();
+        store
+            .write_blocking(|tx| journal::append(tx, &items))
+            .unwrap();
         let q = |f: &dyn Fn(&mut LogQuery)| {
-            let mut q = LogQuery { page: 1, per_page: 100, ..Default::default() };
+            let mut q = LogQuery {
+                page: 1,
+                per_page: 100,
+                ..Default::default()
+            };
             f(&mut q);
             query(&store, &q).unwrap()
         };
@@ -226,7 +244,10 @@ mod tests {
         assert_eq!(msgs(q(&|q| q.run_id = Some("r1".into()))), ["b", "a"]);
         assert_eq!(msgs(q(&|q| q.min_level = Some("warn".into()))), ["d", "b"]);
         assert!(msgs(q(&|q| q.min_level = Some("silent".into()))).is_empty());
-        assert_eq!(msgs(q(&|q| q.filters = vec![("runId".into(), "r2".into())])), ["d"]);
+        assert_eq!(
+            msgs(q(&|q| q.filters = vec![("runId".into(), "r2".into())])),
+            ["d"]
+        );
         let p = q(&|q| {
             q.page = 2;
             q.per_page = 3

@@ -59,20 +59,32 @@ impl LogCapture {
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = sync_channel(QUEUE);
         let min_level = parse_level(&cfg.level).unwrap_or(Level::INFO);
-        sinks().write().expect("sink registry").insert(instance, Sink { tx, min_level });
-        let retention = Retention { max_rows: cfg.max_rows, max_age: Duration::from_secs(cfg.max_age_hours * 3600) };
+        sinks()
+            .write()
+            .expect("sink registry")
+            .insert(instance, Sink { tx, min_level });
+        let retention = Retention {
+            max_rows: cfg.max_rows,
+            max_age: Duration::from_secs(cfg.max_age_hours * 3600),
+        };
         let writer = std::thread::Builder::new()
             .name(format!("edgestra-logs-{instance}"))
             .spawn(move || write_loop(store, rx, retention))
             .expect("spawn log writer");
-        LogCapture { instance, writer: Some(writer) }
+        LogCapture {
+            instance,
+            writer: Some(writer),
+        }
     }
 }
 
 impl Drop for LogCapture {
     fn drop(&mut self) {
         // Removing the sender closes the channel; the writer drains it and exits.
-        sinks().write().expect("sink registry").remove(&self.instance);
+        sinks()
+            .write()
+            .expect("sink registry")
+            .remove(&self.instance);
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -136,10 +148,14 @@ struct JsonVisitor(Map<String, Value>);
 
 impl Visit for JsonVisitor {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_string(), Value::String(format!("{value:?}")));
+        self.0.insert(
+            field.name().to_string(),
+            Value::String(format!("{value:?}")),
+        );
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_string(), Value::String(value.to_string()));
+        self.0
+            .insert(field.name().to_string(), Value::String(value.to_string()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.0.insert(field.name().to_string(), Value::from(value));
@@ -162,7 +178,12 @@ impl<S> tracing_subscriber::Layer<S> for CaptureLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    fn on_new_span(&self, attrs: &tracing::span::Attributes<'_>, id: &tracing::span::Id, ctx: Context<'_, S>) {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: Context<'_, S>,
+    ) {
         let mut v = JsonVisitor::default();
         attrs.record(&mut v);
         if let Some(span) = ctx.span(id) {
@@ -170,7 +191,12 @@ where
         }
     }
 
-    fn on_record(&self, id: &tracing::span::Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: Context<'_, S>,
+    ) {
         if let Some(span) = ctx.span(id) {
             let mut v = JsonVisitor::default();
             values.record(&mut v);
@@ -240,15 +266,18 @@ pub fn install(stdout: Option<LogFormat>) {
         }));
         let registry = tracing_subscriber::registry().with(capture);
         let result = match stdout {
-            Some(LogFormat::Pretty) => {
-                registry.with(tracing_subscriber::fmt::layer().with_filter(filter())).try_init()
-            }
-            Some(LogFormat::Json) => {
-                registry.with(tracing_subscriber::fmt::layer().json().with_filter(filter())).try_init()
-            }
+            Some(LogFormat::Pretty) => registry
+                .with(tracing_subscriber::fmt::layer().with_filter(filter()))
+                .try_init(),
+            Some(LogFormat::Json) => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_filter(filter()),
+                )
+                .try_init(),
             None => registry.try_init(),
         };
         let _ = result;
     });
 }
-

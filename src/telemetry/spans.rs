@@ -39,20 +39,29 @@ impl Entry for SpanRecord {
 
 /// An OTLP attribute value (`{"stringValue": "x"}`, `{"intValue": "3"}`, …) as plain JSON.
 fn otlp_value(v: &Value) -> Value {
-    let Some(obj) = v.as_object() else { return v.clone() };
+    let Some(obj) = v.as_object() else {
+        return v.clone();
+    };
     if let Some(s) = obj.get("stringValue") {
         return s.clone();
     }
     if let Some(i) = obj.get("intValue") {
         return match i {
-            Value::String(s) => s.parse::<i64>().map(Value::from).unwrap_or_else(|_| i.clone()),
+            Value::String(s) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| i.clone()),
             other => other.clone(),
         };
     }
     if let Some(x) = obj.get("doubleValue").or_else(|| obj.get("boolValue")) {
         return x.clone();
     }
-    if let Some(arr) = obj.get("arrayValue").and_then(|a| a.get("values")).and_then(Value::as_array) {
+    if let Some(arr) = obj
+        .get("arrayValue")
+        .and_then(|a| a.get("values"))
+        .and_then(Value::as_array)
+    {
         return Value::Array(arr.iter().map(otlp_value).collect());
     }
     obj.values().next().cloned().unwrap_or(Value::Null)
@@ -81,7 +90,9 @@ pub fn from_otlp(body: &Value) -> std::result::Result<(Vec<SpanRecord>, usize), 
     };
     let mut out = Vec::new();
     let now = super::logs::now_ms();
-    let created_at = jiff::Timestamp::from_millisecond(now as i64).map(|t| t.to_string()).unwrap_or_default();
+    let created_at = jiff::Timestamp::from_millisecond(now as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let scope_spans = resource_spans
         .first()
         .and_then(|r| r.get("scopeSpans"))
@@ -89,16 +100,35 @@ pub fn from_otlp(body: &Value) -> std::result::Result<(Vec<SpanRecord>, usize), 
         .cloned()
         .unwrap_or_default();
     for ss in &scope_spans {
-        let scope = ss.pointer("/scope/name").and_then(Value::as_str).unwrap_or("").to_string();
-        for span in ss.get("spans").and_then(Value::as_array).into_iter().flatten() {
+        let scope = ss
+            .pointer("/scope/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        for span in ss
+            .get("spans")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let text = |k: &str| span.get(k).and_then(Value::as_str).map(String::from);
             let (Some(id), Some(trace_id)) = (text("spanId"), text("traceId")) else {
-                return Err(IngestError("every span needs `spanId` and `traceId`".into()));
+                return Err(IngestError(
+                    "every span needs `spanId` and `traceId`".into(),
+                ));
             };
             let mut attributes = Map::new();
-            for a in span.get("attributes").and_then(Value::as_array).into_iter().flatten() {
+            for a in span
+                .get("attributes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(k) = a.get("key").and_then(Value::as_str) {
-                    attributes.insert(k.to_string(), a.get("value").map(otlp_value).unwrap_or(Value::Null));
+                    attributes.insert(
+                        k.to_string(),
+                        a.get("value").map(otlp_value).unwrap_or(Value::Null),
+                    );
                 }
             }
             out.push(SpanRecord {
@@ -143,7 +173,7 @@ pub struct SpanQuery {
 fn attribute_matches(span: &SpanRecord, key: &str, want: &str) -> bool {
     match span.attributes.get(key) {
         Some(Value::String(s)) => s == want,
-        Some(other) => other.to_string() == want,
+        Some(other) => serde_json::from_str::<Value>(want).ok().as_ref() == Some(other),
         None => false,
     }
 }
@@ -170,7 +200,12 @@ pub fn query(store: &Store, q: &SpanQuery) -> Result<Vec<SpanRecord>> {
 }
 
 /// Stores spans and applies retention.
-pub fn store_spans(store: &Store, spans: &[SpanRecord], max_rows: u64, max_age_ms: u64) -> Result<()> {
+pub fn store_spans(
+    store: &Store,
+    spans: &[SpanRecord],
+    max_rows: u64,
+    max_age_ms: u64,
+) -> Result<()> {
     let min_time = super::logs::now_ms().saturating_sub(max_age_ms);
     store.write_blocking(|tx| {
         journal::append(tx, spans)?;
@@ -206,8 +241,18 @@ mod tests {
         store_spans(&store, &a, 100, 3_600_000).unwrap();
         store_spans(&store, &b, 100, 3_600_000).unwrap();
 
-        let all = query(&store, &SpanQuery { per_page: 10, ..Default::default() }).unwrap();
-        assert_eq!(all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["tool.call", "agent.generate"]);
+        let all = query(
+            &store,
+            &SpanQuery {
+                per_page: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            all.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["tool.call", "agent.generate"]
+        );
         let q = SpanQuery {
             attributes: vec![("componentName".into(), "Weather Agent".into())],
             per_page: 10,
@@ -215,7 +260,15 @@ mod tests {
         };
         assert_eq!(query(&store, &q).unwrap().len(), 1);
         let wire = serde_json::to_value(&all[0]).unwrap();
-        for k in ["id", "parentSpanId", "traceId", "startTime", "endTime", "createdAt", "attributes"] {
+        for k in [
+            "id",
+            "parentSpanId",
+            "traceId",
+            "startTime",
+            "endTime",
+            "createdAt",
+            "attributes",
+        ] {
             assert!(wire.get(k).is_some(), "{k} missing");
         }
     }

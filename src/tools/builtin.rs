@@ -61,12 +61,17 @@ pub fn spec(name: &str) -> Option<BuiltinSpec> {
 pub fn run(name: &str, input: &Value) -> Result<Value, ToolError> {
     match name {
         "calculator" => {
-            let expression = input.get("expression").and_then(Value::as_str).unwrap_or_default();
+            let expression = input
+                .get("expression")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let result = calculate(expression).map_err(ToolError::Failed)?;
             Ok(json!({"expression": expression, "result": result}))
         }
         "datetime" => now(input.get("timezone").and_then(Value::as_str)),
-        other => Err(ToolError::Failed(format!("`{other}` is not a built-in tool"))),
+        other => Err(ToolError::Failed(format!(
+            "`{other}` is not a built-in tool"
+        ))),
     }
 }
 
@@ -76,18 +81,24 @@ pub const MAX_EXPRESSION: usize = 1000;
 
 /// Evaluates an arithmetic expression with real (not integer) division.
 pub fn calculate(expression: &str) -> Result<f64, String> {
-    use evalexpr::{ContextWithMutableFunctions, ContextWithMutableVariables, Function, HashMapContext, Value as V};
+    use evalexpr::{
+        ContextWithMutableFunctions, ContextWithMutableVariables, Function, HashMapContext,
+        Value as V,
+    };
     if expression.trim().is_empty() {
         return Err("the expression is empty".into());
     }
     if expression.chars().count() > MAX_EXPRESSION {
-        return Err(format!("the expression is longer than {MAX_EXPRESSION} characters"));
+        return Err(format!(
+            "the expression is longer than {MAX_EXPRESSION} characters"
+        ));
     }
     if expression.contains('=') || expression.contains(';') || expression.contains('"') {
         return Err("only arithmetic is allowed: no assignments, sequences or strings".into());
     }
     let mut ctx = HashMapContext::<evalexpr::DefaultNumericTypes>::new();
-    let unary: &[(&str, fn(f64) -> f64)] = &[
+    type Unary = (&'static str, fn(f64) -> f64);
+    let unary: &[Unary] = &[
         ("sqrt", f64::sqrt),
         ("cbrt", f64::cbrt),
         ("abs", f64::abs),
@@ -106,11 +117,16 @@ pub fn calculate(expression: &str) -> Result<f64, String> {
         ("atan", f64::atan),
     ];
     let set = |ctx: &mut HashMapContext, name: &str, f: Function<evalexpr::DefaultNumericTypes>| {
-        ctx.set_function(name.to_string(), f).expect("fresh context accepts functions");
+        ctx.set_function(name.to_string(), f)
+            .expect("fresh context accepts functions");
     };
     for (name, f) in unary {
         let f = *f;
-        set(&mut ctx, name, Function::new(move |arg: &V| Ok(V::Float(f(arg.as_number()?)))));
+        set(
+            &mut ctx,
+            name,
+            Function::new(move |arg: &V| Ok(V::Float(f(arg.as_number()?)))),
+        );
     }
     set(
         &mut ctx,
@@ -120,9 +136,12 @@ pub fn calculate(expression: &str) -> Result<f64, String> {
             Ok(V::Float(t[0].as_number()?.powf(t[1].as_number()?)))
         }),
     );
-    ctx.set_value("pi".into(), V::Float(std::f64::consts::PI)).expect("constant");
-    ctx.set_value("e".into(), V::Float(std::f64::consts::E)).expect("constant");
-    let value = evalexpr::eval_number_with_context(&floats(expression), &ctx).map_err(|e| e.to_string())?;
+    ctx.set_value("pi".into(), V::Float(std::f64::consts::PI))
+        .expect("constant");
+    ctx.set_value("e".into(), V::Float(std::f64::consts::E))
+        .expect("constant");
+    let value =
+        evalexpr::eval_number_with_context(&floats(expression), &ctx).map_err(|e| e.to_string())?;
     if value.is_finite() {
         Ok(value)
     } else {
@@ -138,7 +157,8 @@ fn floats(expression: &str) -> String {
     while i < chars.len() {
         let c = chars[i];
         let starts_number = c.is_ascii_digit()
-            && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '.'));
+            && (i == 0
+                || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == '.'));
         if !starts_number {
             out.push(c);
             i += 1;
@@ -159,8 +179,11 @@ fn floats(expression: &str) -> String {
 
 fn now(timezone: Option<&str>) -> Result<Value, ToolError> {
     let tz_name = timezone.filter(|t| !t.trim().is_empty()).unwrap_or("UTC");
-    let tz = jiff::tz::TimeZone::get(tz_name)
-        .map_err(|_| ToolError::Failed(format!("unknown time zone `{tz_name}` (use an IANA name such as Europe/Berlin)")))?;
+    let tz = jiff::tz::TimeZone::get(tz_name).map_err(|_| {
+        ToolError::Failed(format!(
+            "unknown time zone `{tz_name}` (use an IANA name such as Europe/Berlin)"
+        ))
+    })?;
     let ts = jiff::Timestamp::now();
     let zoned = ts.to_zoned_datetime(tz);
     Ok(json!({
@@ -198,9 +221,17 @@ mod tests {
         assert!(calculate("1 +").is_err());
         assert!(calculate("x = 3").is_err());
         assert!(calculate("\"a\" + 1").is_err());
-        assert!(calculate("1/0").unwrap_err().contains("not a finite number"));
+        assert!(
+            calculate("1/0")
+                .unwrap_err()
+                .contains("not a finite number")
+        );
         assert!(calculate("nosuch(2)").is_err());
-        assert!(calculate(&"1+".repeat(5000)).unwrap_err().contains("longer than"));
+        assert!(
+            calculate(&"1+".repeat(5000))
+                .unwrap_err()
+                .contains("longer than")
+        );
         let nested = format!("{}1{}", "(".repeat(400), ")".repeat(400));
         assert_eq!(calculate(&nested).unwrap(), 1.0);
     }

@@ -19,7 +19,10 @@ impl CommandTool {
     pub fn new(cfg: &CommandToolConfig) -> CommandTool {
         CommandTool {
             cfg: cfg.clone(),
-            timeout: cfg.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT),
+            timeout: cfg
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_TIMEOUT),
         }
     }
 
@@ -28,7 +31,10 @@ impl CommandTool {
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&self.cfg.args)
             .envs(&self.cfg.env)
-            .env("EDGESTRA_RUNTIME_CONTEXT", Value::Object(ctx.runtime_context.clone()).to_string())
+            .env(
+                "EDGESTRA_RUNTIME_CONTEXT",
+                Value::Object(ctx.runtime_context.clone()).to_string(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -39,7 +45,9 @@ impl CommandTool {
         if let Some(dir) = &self.cfg.cwd {
             cmd.current_dir(dir);
         }
-        let mut child = cmd.spawn().map_err(|e| ToolError::Failed(format!("cannot start `{program}`: {e}")))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ToolError::Failed(format!("cannot start `{program}`: {e}")))?;
         let mut stdin = child.stdin.take().expect("piped stdin");
         let mut stdout = child.stdout.take().expect("piped stdout");
         let mut stderr = child.stderr.take().expect("piped stderr");
@@ -53,13 +61,23 @@ impl CommandTool {
             };
             let mut out = Vec::new();
             let mut err = Vec::new();
-            let (_, o, e, status) =
-                tokio::join!(write, stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
-            o.and(e).map_err(|e| ToolError::Failed(format!("reading the output of `{program}`: {e}")))?;
-            let status = status.map_err(|e| ToolError::Failed(format!("waiting for `{program}`: {e}")))?;
+            let (_, o, e, status) = tokio::join!(
+                write,
+                stdout.read_to_end(&mut out),
+                stderr.read_to_end(&mut err),
+                child.wait()
+            );
+            o.and(e).map_err(|e| {
+                ToolError::Failed(format!("reading the output of `{program}`: {e}"))
+            })?;
+            let status =
+                status.map_err(|e| ToolError::Failed(format!("waiting for `{program}`: {e}")))?;
             let stderr_text = String::from_utf8_lossy(&err);
             if !status.success() {
-                let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
+                let code = status
+                    .code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "a signal".into());
                 return Err(ToolError::Failed(format!(
                     "`{program}` exited with {code}: {}",
                     tail(&stderr_text, 1000)

@@ -25,9 +25,17 @@ impl HttpTool {
             method: reqwest::Method::from_bytes(cfg.method.to_ascii_uppercase().as_bytes())
                 .map_err(|_| format!("`{}` is not an HTTP method", cfg.method))?,
             url: Expr::compile(&cfg.url).map_err(|e| format!("url: {e}"))?,
-            body: cfg.body.as_deref().map(Expr::compile).transpose().map_err(|e| format!("body: {e}"))?,
+            body: cfg
+                .body
+                .as_deref()
+                .map(Expr::compile)
+                .transpose()
+                .map_err(|e| format!("body: {e}"))?,
             headers: cfg.headers.clone(),
-            timeout: cfg.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT),
+            timeout: cfg
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(DEFAULT_TIMEOUT),
             client,
         })
     }
@@ -35,9 +43,16 @@ impl HttpTool {
     pub async fn call(&self, input: &Value) -> Result<Value, ToolError> {
         let url = match self.url.eval(input)? {
             Value::String(s) => s,
-            other => return Err(ToolError::Failed(format!("the url expression gave {other}, not a string"))),
+            other => {
+                return Err(ToolError::Failed(format!(
+                    "the url expression gave {other}, not a string"
+                )));
+            }
         };
-        let mut req = self.client.request(self.method.clone(), &url).timeout(self.timeout);
+        let mut req = self
+            .client
+            .request(self.method.clone(), &url)
+            .timeout(self.timeout);
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
@@ -53,9 +68,16 @@ impl HttpTool {
                 }
             })?;
             let status = res.status();
-            let text = res.text().await.map_err(|e| ToolError::Failed(format!("reading the response of {url}: {e}")))?;
+            let text = res
+                .text()
+                .await
+                .map_err(|e| ToolError::Failed(format!("reading the response of {url}: {e}")))?;
             if !status.is_success() {
-                return Err(ToolError::Failed(format!("{url} answered HTTP {}: {}", status.as_u16(), tail(&text, 500))));
+                return Err(ToolError::Failed(format!(
+                    "{url} answered HTTP {}: {}",
+                    status.as_u16(),
+                    tail(&text, 500)
+                )));
             }
             Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
         })

@@ -67,7 +67,10 @@ pub struct Tool {
 
 impl std::fmt::Debug for Tool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tool").field("key", &self.key).field("id", &self.id).finish()
+        f.debug_struct("Tool")
+            .field("key", &self.key)
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -80,7 +83,10 @@ impl Tool {
             .clone()
             .or_else(|| builtin.as_ref().map(|b| (b.input_schema)()))
             .unwrap_or_else(|| json!({"type": "object"}));
-        let output_raw = cfg.output_schema.clone().or_else(|| builtin.as_ref().map(|b| (b.output_schema)()));
+        let output_raw = cfg
+            .output_schema
+            .clone()
+            .or_else(|| builtin.as_ref().map(|b| (b.output_schema)()));
         let description = cfg
             .description
             .clone()
@@ -105,14 +111,19 @@ impl Tool {
             id: cfg.id.clone().unwrap_or_else(|| key.to_string()),
             description,
             input_schema: Schema::compile(input_raw).map_err(|e| bad("input_schema", e))?,
-            output_schema: output_raw.map(Schema::compile).transpose().map_err(|e| bad("output_schema", e))?,
+            output_schema: output_raw
+                .map(Schema::compile)
+                .transpose()
+                .map_err(|e| bad("output_schema", e))?,
             kind,
         })
     }
 
     /// Validates `input` against the input schema and runs the tool.
     pub async fn execute(&self, input: Value, ctx: &ToolContext) -> Result<Value, ToolError> {
-        self.input_schema.validate(&input).map_err(ToolError::InvalidInput)?;
+        self.input_schema
+            .validate(&input)
+            .map_err(ToolError::InvalidInput)?;
         tracing::debug!(tool = %self.id, run_id = ctx.run_id.as_deref().unwrap_or(""), "executing tool");
         match &self.kind {
             Kind::Builtin(name) => builtin::run(name, &input),
@@ -170,7 +181,11 @@ async fn with_timeout<T>(
 fn tail(text: &str, max: usize) -> String {
     let t = text.trim();
     let n = t.chars().count();
-    if n <= max { t.to_string() } else { format!("…{}", t.chars().skip(n - max).collect::<String>()) }
+    if n <= max {
+        t.to_string()
+    } else {
+        format!("…{}", t.chars().skip(n - max).collect::<String>())
+    }
 }
 
 #[cfg(test)]
@@ -191,10 +206,18 @@ mod tests {
         let calc = r.by_key("calc").unwrap();
         assert_eq!(calc.id, "calc");
         assert!(!calc.description.is_empty());
-        assert_eq!(calc.execute(json!({"expression": "1+1"}), &ctx).await.unwrap()["result"], 2.0);
+        assert_eq!(
+            calc.execute(json!({"expression": "1+1"}), &ctx)
+                .await
+                .unwrap()["result"],
+            2.0
+        );
 
         let dbl = r.by_id("dbl").unwrap();
-        assert_eq!(dbl.execute(json!({"value": 4}), &ctx).await.unwrap(), json!({"value": 8}));
+        assert_eq!(
+            dbl.execute(json!({"value": 4}), &ctx).await.unwrap(),
+            json!({"value": 8})
+        );
         let err = dbl.execute(json!({"value": "x"}), &ctx).await.unwrap_err();
         assert!(matches!(err, ToolError::InvalidInput(_)), "{err}");
         assert!(r.by_id("double").is_none(), "lookup by id, not key");

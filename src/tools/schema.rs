@@ -35,10 +35,18 @@ impl Schema {
             .iter_errors(value)
             .map(|e| {
                 let path = e.instance_path().to_string();
-                if path.is_empty() { e.to_string() } else { format!("{path}: {e}") }
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{path}: {e}")
+                }
             })
             .collect();
-        if messages.is_empty() { Ok(()) } else { Err(messages) }
+        if messages.is_empty() {
+            Ok(())
+        } else {
+            Err(messages)
+        }
     }
 
     /// The superjson string form: `{"json": <schema with $schema draft-07>}` serialised.
@@ -53,7 +61,10 @@ pub fn superjson(schema: &Value) -> String {
     if let Value::Object(map) = &mut schema
         && !map.contains_key("$schema")
     {
-        map.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
+        map.insert(
+            "$schema".into(),
+            json!("http://json-schema.org/draft-07/schema#"),
+        );
     }
     json!({ "json": schema }).to_string()
 }
@@ -88,6 +99,9 @@ mod tests {
         let text = superjson(&json!({"type": "object"}));
         let back: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(back["json"]["type"], "object");
-        assert_eq!(back["json"]["$schema"], "http://json-schema.org/draft-07/schema#");
+        assert_eq!(
+            back["json"]["$schema"],
+            "http://json-schema.org/draft-07/schema#"
+        );
     }
 }

@@ -8,7 +8,10 @@ use crate::support::{TOOLS_PROJECT, TestServer};
 async fn api_root_and_openapi_document() {
     let s = TestServer::start("").await;
     let r = s.get("/api").await;
-    assert_eq!((r.status, r.text.as_str()), (200, "Hello to the Mastra API!"));
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (200, "Hello to the Mastra API!")
+    );
 
     let doc = s.get("/openapi.json").await.json();
     assert_eq!(doc["openapi"], "3.1.0");
@@ -22,16 +25,27 @@ async fn api_root_and_openapi_document() {
     assert_eq!(ops.len(), 107, "{ops:?}");
     for (m, path) in &ops {
         let concrete = path.replace('{', "x").replace('}', "");
-        let req = s.client.request(m.parse().unwrap(), s.url(&concrete)).json(&json!({}));
+        let req = s
+            .client
+            .request(m.parse().unwrap(), s.url(&concrete))
+            .json(&json!({}));
         let r = s.send(req).await;
-        assert!(r.status != 404 || r.json().get("error").is_some_and(|e| !e.as_str().unwrap().starts_with("Not Found")),
-            "{m} {path} is listed but not served");
+        assert!(
+            r.status != 404
+                || r.json()
+                    .get("error")
+                    .is_some_and(|e| !e.as_str().unwrap().starts_with("Not Found")),
+            "{m} {path} is listed but not served"
+        );
         assert_ne!(r.status, 405, "{m} {path} is listed but not served");
     }
     if let Ok(seed) = std::fs::read_to_string("../shared/conformance/seed_routes.txt") {
         for line in seed.lines().filter(|l| !l.trim().is_empty()) {
             let (m, p) = line.split_once(' ').unwrap();
-            assert!(ops.contains(&(m.to_string(), p.to_string())), "seed route {line} missing");
+            assert!(
+                ops.contains(&(m.to_string(), p.to_string())),
+                "seed route {line} missing"
+            );
         }
     }
     s.stop().await;
@@ -48,9 +62,15 @@ async fn errors_are_json_with_the_right_status() {
     assert_eq!(r.status, 405);
     assert!(r.error().contains("not allowed"));
 
-    let r = s.post_raw("/api/tools/calculator/execute", "{\"data\": ").await;
+    let r = s
+        .post_raw("/api/tools/calculator/execute", "{\"data\": ")
+        .await;
     assert_eq!(r.status, 400);
-    assert!(r.error().starts_with("Invalid JSON in request body"), "{}", r.text);
+    assert!(
+        r.error().starts_with("Invalid JSON in request body"),
+        "{}",
+        r.text
+    );
 
     let r = s.post_raw("/api/tools/calculator/execute", "[1, 2]").await;
     assert_eq!(r.status, 400);
@@ -67,24 +87,43 @@ async fn errors_are_json_with_the_right_status() {
 async fn bodies_are_json_whatever_the_content_type_and_limited_to_4_5_mib() {
     let s = TestServer::start(TOOLS_PROJECT).await;
     // No Content-Type at all (client-js sends PATCH like this).
-    let r = s.post_raw("/api/tools/calculator/execute", r#"{"data":{"expression":"6*7"}}"#).await;
+    let r = s
+        .post_raw(
+            "/api/tools/calculator/execute",
+            r#"{"data":{"expression":"6*7"}}"#,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["result"], 42.0);
     // A misleading Content-Type.
-    let req = s.client.post(s.url("/api/tools/calculator/execute")).header("content-type", "text/plain").body(r#"{"data":{"expression":"1+1"}}"#);
+    let req = s
+        .client
+        .post(s.url("/api/tools/calculator/execute"))
+        .header("content-type", "text/plain")
+        .body(r#"{"data":{"expression":"1+1"}}"#);
     assert_eq!(s.send(req).await.json()["result"], 2.0);
 
-    let big = format!("{{\"data\":{{\"expression\":\"{}\"}}}}", "1+".repeat(2_400_000));
-    let r = s.post_raw("/api/tools/calculator/execute", big.clone()).await;
+    let big = format!(
+        "{{\"data\":{{\"expression\":\"{}\"}}}}",
+        "1+".repeat(2_400_000)
+    );
+    let r = s
+        .post_raw("/api/tools/calculator/execute", big.clone())
+        .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.error(), "Request body too large");
     // The same without a Content-Length (chunked upload): the server answers 413 as soon as
     // the limit is passed, while the client is still sending.
     let addr = s.base.trim_start_matches("http://").to_string();
-    let status_line = tokio::task::spawn_blocking(move || chunked_upload(&addr, big.as_bytes())).await.unwrap();
+    let status_line = tokio::task::spawn_blocking(move || chunked_upload(&addr, big.as_bytes()))
+        .await
+        .unwrap();
     assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
     // Just under the limit is read (and then rejected for what it says, not its size).
-    let ok = format!("{{\"data\":{{\"expression\":\"{}1\"}}}}", "1+".repeat(2_000_000));
+    let ok = format!(
+        "{{\"data\":{{\"expression\":\"{}1\"}}}}",
+        "1+".repeat(2_000_000)
+    );
     let r = s.post_raw("/api/tools/calculator/execute", ok).await;
     assert_ne!(r.status, 413);
     s.stop().await;
@@ -93,26 +132,51 @@ async fn bodies_are_json_whatever_the_content_type_and_limited_to_4_5_mib() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_headers_and_preflight() {
     let s = TestServer::start("").await;
-    let r = s.send(s.client.get(s.url("/api")).header("origin", "http://example.test")).await;
+    let r = s
+        .send(
+            s.client
+                .get(s.url("/api"))
+                .header("origin", "http://example.test"),
+        )
+        .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
-    let pre = s.client
+    let pre = s
+        .client
         .request(reqwest::Method::OPTIONS, s.url("/api/tools/x/execute"))
         .header("origin", "http://example.test")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type,x-mastra-client-type");
+        .header(
+            "access-control-request-headers",
+            "content-type,x-mastra-client-type",
+        );
     let r = s.send(pre).await;
     assert!(r.status == 200 || r.status == 204, "{}", r.status);
-    let methods = r.headers["access-control-allow-methods"].to_str().unwrap().to_uppercase();
+    let methods = r.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_uppercase();
     for m in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
         assert!(methods.contains(m), "{methods}");
     }
-    let headers = r.headers["access-control-allow-headers"].to_str().unwrap().to_lowercase();
-    assert!(headers.contains("content-type") && headers.contains("x-mastra-client-type"), "{headers}");
+    let headers = r.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        headers.contains("content-type") && headers.contains("x-mastra-client-type"),
+        "{headers}"
+    );
     assert_eq!(r.headers["access-control-max-age"], "3600");
     s.stop().await;
 
     let s = TestServer::start("server: { cors: false }").await;
-    let r = s.send(s.client.get(s.url("/api")).header("origin", "http://example.test")).await;
+    let r = s
+        .send(
+            s.client
+                .get(s.url("/api"))
+                .header("origin", "http://example.test"),
+        )
+        .await;
     assert!(r.headers.get("access-control-allow-origin").is_none());
     s.stop().await;
 }
@@ -120,7 +184,13 @@ async fn cors_headers_and_preflight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_honoured_or_made() {
     let s = TestServer::start("").await;
-    let r = s.send(s.client.get(s.url("/api")).header("x-request-id", "req-123")).await;
+    let r = s
+        .send(
+            s.client
+                .get(s.url("/api"))
+                .header("x-request-id", "req-123"),
+        )
+        .await;
     assert_eq!(r.headers["x-request-id"], "req-123");
     let r = s.get("/api").await;
     let made = r.headers["x-request-id"].to_str().unwrap();
@@ -131,10 +201,17 @@ async fn request_ids_are_honoured_or_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runtime_context_reaches_tools() {
     let s = TestServer::start(TOOLS_PROJECT).await;
-    let r = s.post("/api/tools/echoContext/execute", json!({"data": {}, "runtimeContext": {"tenant": "acme", "n": 2}})).await;
+    let r = s
+        .post(
+            "/api/tools/echoContext/execute",
+            json!({"data": {}, "runtimeContext": {"tenant": "acme", "n": 2}}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json(), json!({"tenant": "acme", "n": 2}));
-    let r = s.post("/api/tools/echoContext/execute", json!({"data": {"a": 1}})).await;
+    let r = s
+        .post("/api/tools/echoContext/execute", json!({"data": {"a": 1}}))
+        .await;
     assert_eq!(r.json(), json!({}));
     s.stop().await;
 }
@@ -143,18 +220,31 @@ async fn runtime_context_reaches_tools() {
 async fn optional_api_key_auth() {
     let s = TestServer::start_with(TOOLS_PROJECT, Some("s3cret-key")).await;
     let r = s.get("/api/tools").await;
-    assert_eq!((r.status, r.error().as_str()), (401, "Authentication required"));
-    let r = s.send(s.client.get(s.url("/api/tools")).bearer_auth("wrong")).await;
-    assert_eq!((r.status, r.error().as_str()), (401, "Invalid or expired token"));
-    let r = s.send(s.client.get(s.url("/api/tools")).bearer_auth("s3cret-key")).await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "Authentication required")
+    );
+    let r = s
+        .send(s.client.get(s.url("/api/tools")).bearer_auth("wrong"))
+        .await;
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (401, "Invalid or expired token")
+    );
+    let r = s
+        .send(s.client.get(s.url("/api/tools")).bearer_auth("s3cret-key"))
+        .await;
     assert_eq!(r.status, 200);
     let r = s.get("/api/tools?apiKey=s3cret-key").await;
     assert_eq!(r.status, 200);
-    let r = s.send(s.client.post(s.url("/a2a/someAgent")).json(&json!({}))).await;
+    let r = s
+        .send(s.client.post(s.url("/a2a/someAgent")).json(&json!({})))
+        .await;
     assert_eq!(r.status, 401);
     // The playground page itself and CORS preflights stay open.
     assert_eq!(s.get("/").await.status, 200);
-    let pre = s.client
+    let pre = s
+        .client
         .request(reqwest::Method::OPTIONS, s.url("/api/tools"))
         .header("origin", "http://example.test")
         .header("access-control-request-method", "GET");
@@ -179,6 +269,8 @@ fn chunked_upload(addr: &str, body: &[u8]) -> String {
     };
     let _ = send();
     let mut line = String::new();
-    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .unwrap();
     line
 }

@@ -8,8 +8,17 @@ use crate::telemetry::otlp;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_what_was_written() {
     let mut s = TestServer::start(TOOLS_PROJECT).await;
-    assert_eq!(s.post("/api/telemetry", otlp("kept.span", "Keeper")).await.status, 200);
-    s.post("/api/tools/calculator/execute?runId=restart-run", json!({"data": {"expression": "2+2"}})).await;
+    assert_eq!(
+        s.post("/api/telemetry", otlp("kept.span", "Keeper"))
+            .await
+            .status,
+        200
+    );
+    s.post(
+        "/api/tools/calculator/execute?runId=restart-run",
+        json!({"data": {"expression": "2+2"}}),
+    )
+    .await;
     eventually("logs of the run", || async {
         let p = s.get("/api/logs/restart-run?transportId=redb").await.json();
         (p["total"].as_u64() > Some(0)).then_some(())

@@ -7,18 +7,49 @@ use crate::support::{TOOLS_PROJECT, TestServer, eventually};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_are_stored_and_queryable() {
     let s = TestServer::start(TOOLS_PROJECT).await;
-    assert_eq!(s.get("/api/logs/transports").await.json(), json!({"transports": ["redb"]}));
+    assert_eq!(
+        s.get("/api/logs/transports").await.json(),
+        json!({"transports": ["redb"]})
+    );
 
     let r = s.get("/api/logs").await;
-    assert_eq!((r.status, r.error().as_str()), (400, "Argument \"transportId\" is required"));
+    assert_eq!(
+        (r.status, r.error().as_str()),
+        (400, "Argument \"transportId\" is required")
+    );
     assert_eq!(s.get("/api/logs?transportId=nope").await.status, 404);
-    assert_eq!(s.get("/api/logs?transportId=redb&logLevel=loud").await.status, 400);
-    assert_eq!(s.get("/api/logs?transportId=redb&perPage=zero").await.status, 400);
-    assert_eq!(s.get("/api/logs?transportId=redb&fromDate=yesterday").await.status, 400);
-    assert_eq!(s.get("/api/logs?transportId=redb&filters=nocolon").await.status, 400);
+    assert_eq!(
+        s.get("/api/logs?transportId=redb&logLevel=loud")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        s.get("/api/logs?transportId=redb&perPage=zero")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        s.get("/api/logs?transportId=redb&fromDate=yesterday")
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        s.get("/api/logs?transportId=redb&filters=nocolon")
+            .await
+            .status,
+        400
+    );
 
     let r = s
-        .send(s.client.post(s.url("/api/tools/calculator/execute?runId=run-42")).header("x-request-id", "rq-7").json(&json!({"data": {"expression": "1+1"}})))
+        .send(
+            s.client
+                .post(s.url("/api/tools/calculator/execute?runId=run-42"))
+                .header("x-request-id", "rq-7")
+                .json(&json!({"data": {"expression": "1+1"}})),
+        )
         .await;
     assert_eq!(r.status, 200);
 
@@ -31,10 +62,19 @@ async fn logs_are_stored_and_queryable() {
         assert_eq!(l["runId"], "run-42");
         assert!(l["msg"].is_string() && l["level"].is_string() && l["time"].is_string());
     }
-    assert!(page["logs"].as_array().unwrap().iter().any(|l| l["msg"] == "executing tool" && l["requestId"] == "rq-7"));
+    assert!(
+        page["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["msg"] == "executing tool" && l["requestId"] == "rq-7")
+    );
 
     let all = eventually("request logs", || async {
-        let p = s.get("/api/logs?transportId=redb&perPage=1&page=1").await.json();
+        let p = s
+            .get("/api/logs?transportId=redb&perPage=1&page=1")
+            .await
+            .json();
         (p["total"].as_u64() >= Some(3)).then_some(p)
     })
     .await;
@@ -42,11 +82,26 @@ async fn logs_are_stored_and_queryable() {
     assert_eq!(all["logs"].as_array().unwrap().len(), 1);
     assert_eq!(all["hasMore"], true);
 
-    let by_request = s.get("/api/logs?transportId=redb&filters=requestId:rq-7").await.json();
+    let by_request = s
+        .get("/api/logs?transportId=redb&filters=requestId:rq-7")
+        .await
+        .json();
     assert!(by_request["total"].as_u64().unwrap() >= 2, "{by_request}");
-    let errors = s.get("/api/logs?transportId=redb&logLevel=error").await.json();
-    assert!(errors["logs"].as_array().unwrap().iter().all(|l| l["level"] == "error"));
-    let future = s.get("/api/logs?transportId=redb&fromDate=2999-01-01").await.json();
+    let errors = s
+        .get("/api/logs?transportId=redb&logLevel=error")
+        .await
+        .json();
+    assert!(
+        errors["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["level"] == "error")
+    );
+    let future = s
+        .get("/api/logs?transportId=redb&fromDate=2999-01-01")
+        .await
+        .json();
     assert_eq!(future["total"], 0);
     s.stop().await;
 }
@@ -56,10 +111,22 @@ async fn retention_drops_the_oldest_records() {
     let yaml = format!("server: {{ logs: {{ max_rows: 5 }} }}\n{TOOLS_PROJECT}");
     let s = TestServer::start(&yaml).await;
     for i in 0..20 {
-        s.post("/api/tools/calculator/execute", json!({"data": {"expression": format!("{i}+1")}})).await;
+        s.post(
+            "/api/tools/calculator/execute",
+            json!({"data": {"expression": format!("{i}+1")}}),
+        )
+        .await;
     }
-    let before_last = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let last = s.post("/api/tools/calculator/execute", json!({"data": {"expression": "999+1"}})).await;
+    let before_last = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let last = s
+        .post(
+            "/api/tools/calculator/execute",
+            json!({"data": {"expression": "999+1"}}),
+        )
+        .await;
     assert_eq!(last.status, 200);
     let page: Value = eventually("retention to apply", || async {
         let p = s.get("/api/logs?transportId=redb").await.json();
@@ -68,7 +135,10 @@ async fn retention_drops_the_oldest_records() {
     .await;
     // What is left is the newest: nothing from before the last request.
     for l in page["logs"].as_array().unwrap() {
-        assert!(l["timeMs"].as_u64().unwrap() >= before_last, "an old record survived: {l}");
+        assert!(
+            l["timeMs"].as_u64().unwrap() >= before_last,
+            "an old record survived: {l}"
+        );
     }
     s.stop().await;
 }

@@ -7,12 +7,22 @@ async fn serves_the_page_and_falls_back_to_index() {
     let s = TestServer::start("").await;
     let r = s.get("/").await;
     assert_eq!(r.status, 200);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(r.text.contains("app.js"));
     let spa = s.get("/tools/calculator").await;
     assert_eq!((spa.status, spa.text.clone()), (200, r.text.clone()));
     let js = s.get("/app.js").await;
-    assert!(js.headers["content-type"].to_str().unwrap().contains("javascript"));
+    assert!(
+        js.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
     assert_eq!(s.get("/missing.css").await.status, 404);
     s.stop().await;
 }

@@ -27,7 +27,10 @@ impl Reply {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     pub fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error text in {}", self.text)).to_string()
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error text in {}", self.text))
+            .to_string()
     }
 }
 
@@ -45,7 +48,8 @@ impl TestServer {
     }
 
     async fn boot(yaml: &str, data_dir: &Path, api_key: Option<String>) -> TestServer {
-        let project = edgestra::config::load_str(yaml, "test project").expect("test project is valid");
+        let project =
+            edgestra::config::load_str(yaml, "test project").expect("test project is valid");
         let opts = ServeOptions {
             host: "127.0.0.1".into(),
             port: 0,
@@ -88,7 +92,11 @@ impl TestServer {
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap_or_default();
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,7 +108,8 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(self.client.post(self.url(path)).json(&body)).await
+        self.send(self.client.post(self.url(path)).json(&body))
+            .await
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Reply {
