@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod expr;
+pub mod inference;
 pub mod net;
 pub mod server;
 pub mod storage;

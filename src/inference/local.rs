@@ -1,0 +1,393 @@
+//! Local models on the CPU. Each model has one worker thread that owns it (loaded on the first
+//! request) and a bounded queue in front; the async side only enqueues and waits. A request
+//! whose caller went away is dropped at the next token.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+use super::embedder::BertEmbedder;
+use super::llama::Llama;
+use super::sampling::Sampler;
+use super::template::{CHATML, ChatTemplate};
+use super::{Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage, embedded};
+
+/// Requests that may wait for a local model before new ones are refused with 429.
+pub const DEFAULT_QUEUE: usize = 16;
+
+/// Where a model's files come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Embedded in the binary, by manifest name.
+    Embedded(String),
+    /// A file (GGUF) or folder (safetensors + config.json + tokenizer.json) on disk.
+    Path(std::path::PathBuf),
+}
+
+impl Source {
+    fn bytes(&self, embedded_file: &str, disk_file: Option<&str>) -> Result<&'static [u8], InferenceError> {
+        match self {
+            Source::Embedded(name) => embedded::file(&format!("{name}/{embedded_file}"))
+                .ok_or_else(|| InferenceError::Load(format!("`{name}/{embedded_file}` is not embedded in this binary"))),
+            Source::Path(p) => {
+                let path = match disk_file {
+                    Some(f) => p.join(f),
+                    None => p.clone(),
+                };
+                let data = std::fs::read(&path).map_err(|e| InferenceError::Load(format!("cannot read {}: {e}", path.display())))?;
+                // Models live as long as the process; leaking gives the loader the 'static bytes it reads from.
+                Ok(Box::leak(data.into_boxed_slice()))
+            }
+        }
+    }
+}
+
+/// A loaded chat model: weights, tokenizer, template, and the tokens whose state is cached.
+pub struct ChatEngine {
+    pub llama: Llama,
+    pub tokenizer: tokenizers::Tokenizer,
+    template: ChatTemplate,
+    eos: Vec<u32>,
+    cached: Vec<u32>,
+    pub grammar: Option<super::constrained::Grammar>,
+}
+
+impl ChatEngine {
+    pub fn load(source: &Source, dense_prefill: bool) -> Result<ChatEngine, InferenceError> {
+        let bytes = source.bytes("model.gguf", None)?;
+        let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
+        let mut cursor = std::io::Cursor::new(bytes);
+        let content = candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
+        let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
+        let template_src = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok().cloned())
+            .unwrap_or_else(|| CHATML.to_string());
+        let token_text = |id: Option<u32>| id.and_then(|i| tok.tokenizer.id_to_token(i)).unwrap_or_default();
+        let template = ChatTemplate::new(&template_src, &token_text(tok.bos), &token_text(tok.eos.first().copied()))
+            .map_err(InferenceError::Load)?;
+        let llama = Llama::load(bytes, dense_prefill).map_err(load)?;
+        let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
+        Ok(ChatEngine { llama, tokenizer: tok.tokenizer, template, eos: tok.eos, cached: Vec::new(), grammar })
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| InferenceError::Failed(format!("tokenizing failed: {e}")))
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids, false).unwrap_or_default()
+    }
+
+    /// Runs the prompt tokens, reusing the cached state of a shared prefix; returns the logits.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
+        let mut common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        if common == tokens.len() {
+            common -= 1; // at least one token must run to get logits
+        }
+        let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
+        self.llama.truncate(common).map_err(fail)?;
+        self.cached.truncate(common);
+        let logits = self.llama.forward(&tokens[common..]).map_err(fail)?;
+        self.cached.extend_from_slice(&tokens[common..]);
+        logits.to_vec1::<f32>().map_err(fail)
+    }
+
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
+        let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
+        let logits = self.llama.forward(tokens).map_err(fail)?;
+        self.cached.extend_from_slice(tokens);
+        logits.to_vec1::<f32>().map_err(fail)
+    }
+
+    /// The prompt text for a request.
+    pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
+        let messages: Vec<serde_json::Value> =
+            req.messages.iter().map(|m| serde_json::json!({"role": m.role, "content": m.content})).collect();
+        self.template.render(&messages, true).map_err(InferenceError::InvalidRequest)
+    }
+
+    /// Generates for `req`. `on_delta` receives text as it becomes final and returns `false`
+    /// to cancel.
+    pub fn generate(&mut self, req: &GenerateRequest, on_delta: &mut dyn FnMut(&str) -> bool) -> Result<Generation, InferenceError> {
+        let prompt = self.prompt(req)?;
+        let prompt_tokens = self.encode(&prompt)?;
+        let room = self.llama.hyper.context.saturating_sub(prompt_tokens.len());
+        if room < 2 {
+            return Err(InferenceError::InvalidRequest(format!(
+                "the prompt has {} tokens; the model's context holds {}",
+                prompt_tokens.len(),
+                self.llama.hyper.context
+            )));
+        }
+        let max_tokens = req.max_tokens.min(room - 1);
+        let mut constraint = match &req.json_schema {
+            Some(schema) => Some(
+                self.grammar
+                    .as_ref()
+                    .ok_or_else(|| InferenceError::Failed("constrained decoding is not available for this model".into()))?
+                    .matcher(schema)
+                    .map_err(InferenceError::InvalidRequest)?,
+            ),
+            None => None,
+        };
+        let mut sampler = Sampler::new(req.sampling.clone());
+        let mut logits = self.prefill(&prompt_tokens)?;
+        let mut out: Vec<u32> = Vec::new();
+        let mut emitted = 0usize; // bytes of text already handed to on_delta
+        let mut text = String::new();
+        let mut finish = FinishReason::Length;
+        while out.len() < max_tokens {
+            // Tokens the grammar forces are appended without sampling, in one batched step.
+            let mut next: Vec<u32> = Vec::new();
+            if let Some(c) = constraint.as_mut() {
+                if c.is_stopped() {
+                    finish = FinishReason::Stop;
+                    break;
+                }
+                next = c.forced_tokens();
+            }
+            if next.is_empty() {
+                let token = match constraint.as_mut() {
+                    Some(c) => {
+                        let mask = c.mask().map_err(InferenceError::Failed)?;
+                        sampler.sample(&mut logits, Some(&|t| mask.is_allowed(t)))
+                    }
+                    None => sampler.sample(&mut logits, None),
+                };
+                let Some(token) = token else {
+                    return Err(InferenceError::Failed("no token is allowed at this point".into()));
+                };
+                if self.eos.contains(&token) {
+                    if let Some(c) = constraint.as_mut() {
+                        c.consume(&[token]).map_err(InferenceError::Failed)?;
+                    }
+                    finish = FinishReason::Stop;
+                    break;
+                }
+                next.push(token);
+            }
+            if let Some(c) = constraint.as_mut() {
+                c.consume(&next).map_err(InferenceError::Failed)?;
+            }
+            for &t in &next {
+                sampler.observe(t);
+            }
+            out.extend_from_slice(&next);
+            text = self.decode(&out);
+            if let Some((cut, _)) = req.stop.iter().filter_map(|s| text.find(s.as_str()).map(|i| (i, s))).min_by_key(|(i, _)| *i) {
+                text.truncate(cut);
+                finish = FinishReason::Stop;
+                break;
+            }
+            // Hold back an incomplete character and anything that may start a stop sequence.
+            let mut ready = text.len();
+            if text.ends_with('\u{FFFD}') {
+                ready -= '\u{FFFD}'.len_utf8();
+            }
+            for s in &req.stop {
+                for k in (1..s.len()).rev() {
+                    if s.is_char_boundary(k) && text[..ready].ends_with(&s[..k]) {
+                        ready = ready.min(ready - k);
+                        break;
+                    }
+                }
+            }
+            if ready > emitted && text.is_char_boundary(ready) && text.is_char_boundary(emitted) {
+                if !on_delta(&text[emitted..ready]) {
+                    return Err(InferenceError::Cancelled);
+                }
+                emitted = ready;
+            }
+            if constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            logits = self.step(&next)?;
+        }
+        if emitted < text.len() && text.is_char_boundary(emitted) && !on_delta(&text[emitted..]) {
+            return Err(InferenceError::Cancelled);
+        }
+        if let Some(c) = &constraint
+            && !c.is_accepting()
+        {
+            return Err(InferenceError::Failed(format!(
+                "the structured output did not complete within {max_tokens} tokens"
+            )));
+        }
+        Ok(Generation {
+            text,
+            finish_reason: finish,
+            usage: Usage { prompt_tokens: prompt_tokens.len() as u32, completion_tokens: out.len() as u32 },
+        })
+    }
+}
+
+struct ChatJob {
+    req: GenerateRequest,
+    stream: Option<UnboundedSender<String>>,
+    reply: oneshot::Sender<Result<Generation, InferenceError>>,
+}
+
+/// A local chat model behind its worker thread.
+pub struct LocalChat {
+    name: String,
+    queue: SyncSender<ChatJob>,
+}
+
+impl LocalChat {
+    /// The process-wide worker for `source` (models are loaded once per process).
+    pub fn shared(name: &str, source: Source) -> Arc<LocalChat> {
+        static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalChat>>>> = OnceLock::new();
+        let mut map = WORKERS.get_or_init(Default::default).lock().expect("worker registry");
+        map.entry(format!("{source:?}"))
+            .or_insert_with(|| Arc::new(LocalChat::start(name, source, DEFAULT_QUEUE)))
+            .clone()
+    }
+
+    pub fn start(name: &str, source: Source, queue: usize) -> LocalChat {
+        let (tx, rx) = sync_channel(queue);
+        let thread_name = format!("edgestra-chat-{name}");
+        std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || chat_worker(source, rx))
+            .expect("spawn chat worker");
+        LocalChat { name: name.to_string(), queue: tx }
+    }
+}
+
+fn chat_worker(source: Source, rx: Receiver<ChatJob>) {
+    let mut engine: Option<Result<ChatEngine, InferenceError>> = None;
+    while let Ok(job) = rx.recv() {
+        if job.reply.is_closed() {
+            continue; // the caller went away while it waited
+        }
+        let started = Instant::now();
+        let engine = engine.get_or_insert_with(|| {
+            let e = ChatEngine::load(&source, true);
+            tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
+            e
+        });
+        let result = match engine {
+            Err(e) => Err(e.clone()),
+            Ok(engine) => {
+                let reply = &job.reply;
+                let stream = job.stream.as_ref();
+                engine.generate(&job.req, &mut |delta| {
+                    !reply.is_closed() && stream.is_none_or(|s| s.send(delta.to_string()).is_ok())
+                })
+            }
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+#[async_trait::async_trait]
+impl Generator for LocalChat {
+    fn model_id(&self) -> &str {
+        &self.name
+    }
+    fn provider(&self) -> &str {
+        "edgestra.local"
+    }
+    async fn generate(&self, req: GenerateRequest, stream: Option<UnboundedSender<String>>) -> Result<Generation, InferenceError> {
+        let (reply, rx) = oneshot::channel();
+        match self.queue.try_send(ChatJob { req, stream, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(InferenceError::Busy(format!(
+                    "the local model `{}` is busy ({} requests are waiting); try again shortly",
+                    self.name, DEFAULT_QUEUE
+                )));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(InferenceError::Failed("the model worker stopped".into())),
+        }
+        rx.await.map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+    }
+}
+
+struct EmbedJob {
+    texts: Vec<String>,
+    reply: oneshot::Sender<Result<Vec<Vec<f32>>, InferenceError>>,
+}
+
+/// A local embedding model behind its worker thread.
+pub struct LocalEmbedder {
+    name: String,
+    queue: SyncSender<EmbedJob>,
+    dimensions: usize,
+}
+
+impl LocalEmbedder {
+    pub fn shared(name: &str, source: Source) -> Arc<LocalEmbedder> {
+        static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalEmbedder>>>> = OnceLock::new();
+        let mut map = WORKERS.get_or_init(Default::default).lock().expect("worker registry");
+        map.entry(format!("{source:?}"))
+            .or_insert_with(|| Arc::new(LocalEmbedder::start(name, source, DEFAULT_QUEUE)))
+            .clone()
+    }
+
+    pub fn start(name: &str, source: Source, queue: usize) -> LocalEmbedder {
+        let (tx, rx) = sync_channel::<EmbedJob>(queue);
+        let config = source.bytes("config.json", Some("config.json")).ok();
+        let dimensions = config
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+            .and_then(|v| v["hidden_size"].as_u64())
+            .unwrap_or(384) as usize;
+        std::thread::Builder::new()
+            .name(format!("edgestra-embed-{name}"))
+            .spawn(move || {
+                let mut model: Option<Result<BertEmbedder, InferenceError>> = None;
+                while let Ok(job) = rx.recv() {
+                    if job.reply.is_closed() {
+                        continue;
+                    }
+                    let m = model.get_or_insert_with(|| load_bert(&source));
+                    let result = match m {
+                        Err(e) => Err(e.clone()),
+                        Ok(m) => {
+                            let refs: Vec<&str> = job.texts.iter().map(String::as_str).collect();
+                            m.embed(&refs)
+                        }
+                    };
+                    let _ = job.reply.send(result);
+                }
+            })
+            .expect("spawn embedding worker");
+        LocalEmbedder { name: name.to_string(), queue: tx, dimensions }
+    }
+}
+
+fn load_bert(source: &Source) -> Result<BertEmbedder, InferenceError> {
+    BertEmbedder::load(
+        source.bytes("model.safetensors", Some("model.safetensors"))?,
+        source.bytes("config.json", Some("config.json"))?,
+        source.bytes("tokenizer.json", Some("tokenizer.json"))?,
+    )
+}
+
+#[async_trait::async_trait]
+impl Embedder for LocalEmbedder {
+    fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let (reply, rx) = oneshot::channel();
+        match self.queue.try_send(EmbedJob { texts, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(InferenceError::Busy(format!("the local embedding model `{}` is busy; try again shortly", self.name)));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(InferenceError::Failed("the model worker stopped".into())),
+        }
+        rx.await.map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+    }
+}
