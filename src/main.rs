@@ -25,6 +25,21 @@ enum Command {
         /// The project file (YAML or JSON).
         file: PathBuf,
     },
+    /// List the models: those embedded in this binary and those a project file names.
+    Models {
+        /// A project file whose `models:` to list as well.
+        #[arg(long, short, env = "EDGESTRA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Measure the embedded models on this machine: prefill, decode, embeddings, memory.
+    Bench {
+        /// Prompt length for the prefill measurement, in tokens.
+        #[arg(long, default_value_t = 400)]
+        prompt_tokens: usize,
+        /// Tokens to decode for the decode measurement.
+        #[arg(long, default_value_t = 128)]
+        decode_tokens: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -148,11 +163,57 @@ fn validate(file: &Path) -> ExitCode {
     }
 }
 
+fn models(config: Option<&Path>) -> ExitCode {
+    println!("{:<24} {:<10} {:>9}  {:<12} source", "NAME", "KIND", "SIZE", "LICENCE");
+    for m in edgestra::inference::embedded::manifest() {
+        let size: u64 = m.files.iter().map(|f| f.size).sum();
+        println!(
+            "{:<24} {:<10} {:>6.1} MB  {:<12} embedded ({}=={})",
+            m.name,
+            m.kind,
+            size as f64 / 1e6,
+            m.licence,
+            m.package,
+            m.version
+        );
+    }
+    if let Some(path) = config {
+        let project = match config::load_file(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        for (name, m) in &project.models {
+            let source = match (&m.local, &m.path, &m.openai) {
+                (Some(l), _, _) => format!("embedded model {l}"),
+                (_, Some(p), _) => {
+                    let size = std::fs::metadata(p).map(|md| format!("{:.1} MB", md.len() as f64 / 1e6)).unwrap_or_else(|_| "missing".into());
+                    format!("file {p} ({size})")
+                }
+                (_, _, Some(o)) => format!("{} at {}", o.model, o.base_url),
+                _ => "?".into(),
+            };
+            println!("{name:<24} {:<10} {:>9}  {:<12} {source}", "project", "", "");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Validate { file } => validate(&file),
+        Command::Models { config } => models(config.as_deref()),
+        Command::Bench { prompt_tokens, decode_tokens } => match edgestra::inference::bench::run(prompt_tokens, decode_tokens) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgestra bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

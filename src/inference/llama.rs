@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::quantized::{QMatMul, QTensor, gguf_file};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, gguf_file};
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::{Embedding, Linear};
@@ -19,15 +19,56 @@ struct Projection {
     dense: Option<Linear>,
 }
 
+/// How the weights are held in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// Keep f32 copies of the projections for batched (prompt) steps.
+    pub dense_prefill: bool,
+    /// Re-quantize the one-token path to this type when the file's type has no fast kernel on
+    /// this CPU (candle has AVX2 kernels for Q4_0, Q8_0 and the K-quants, not for Q4_1/Q5_x).
+    pub decode_dtype: Option<GgmlDType>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { dense_prefill: true, decode_dtype: Some(GgmlDType::Q8_0) }
+    }
+}
+
+fn slow_on_cpu(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
+}
+
 impl Projection {
-    fn load(ct: &gguf_file::Content, r: &mut Reader, name: &str, dense: bool, dev: &Device) -> Result<Self> {
-        let q: QTensor = ct.tensor(r, name, dev)?;
-        Self::from_qtensor(q, dense, dev)
+    /// Loads several projections that read the same input as one (their outputs concatenated),
+    /// so each step runs one matmul instead of several.
+    fn load_fused(ct: &gguf_file::Content, r: &mut Reader, names: &[String], opts: LoadOptions, dev: &Device) -> Result<Self> {
+        let parts: Vec<QTensor> = names.iter().map(|n| ct.tensor(r, n, dev)).collect::<Result<_>>()?;
+        if parts.len() == 1 {
+            return Self::from_qtensor(parts.into_iter().next().expect("one part"), opts, dev);
+        }
+        let full: Vec<Tensor> = parts.iter().map(|q| q.dequantize(dev)).collect::<Result<_>>()?;
+        let full = Tensor::cat(&full, 0)?;
+        let dtype = match opts.decode_dtype {
+            Some(t) if slow_on_cpu(parts[0].dtype()) => t,
+            _ => parts[0].dtype(),
+        };
+        let quantized = QMatMul::from_qtensor(QTensor::quantize(&full, dtype)?)?;
+        let dense = if opts.dense_prefill { Some(Linear::new(full, None)) } else { None };
+        Ok(Projection { quantized, dense })
     }
 
-    fn from_qtensor(q: QTensor, dense: bool, dev: &Device) -> Result<Self> {
-        let dense = if dense { Some(Linear::new(q.dequantize(dev)?, None)) } else { None };
-        Ok(Projection { quantized: QMatMul::from_qtensor(q)?, dense })
+    fn from_qtensor(q: QTensor, opts: LoadOptions, dev: &Device) -> Result<Self> {
+        let needs_dense = opts.dense_prefill || (opts.decode_dtype.is_some() && slow_on_cpu(q.dtype()));
+        let full = if needs_dense { Some(q.dequantize(dev)?) } else { None };
+        let quantized = match (opts.decode_dtype, &full) {
+            (Some(target), Some(full)) if slow_on_cpu(q.dtype()) && full.dim(1)? % target.block_size() == 0 => {
+                QMatMul::from_qtensor(QTensor::quantize(full, target)?)?
+            }
+            _ => QMatMul::from_qtensor(q)?,
+        };
+        let dense = if opts.dense_prefill { full.map(|w| Linear::new(w, None)) } else { None };
+        Ok(Projection { quantized, dense })
     }
 
     fn forward(&self, x: &Tensor, batched: bool) -> Result<Tensor> {
@@ -41,12 +82,11 @@ impl Projection {
 type Reader = std::io::Cursor<&'static [u8]>;
 
 struct Layer {
-    wq: Projection,
-    wk: Projection,
-    wv: Projection,
+    /// q, k and v projections, fused.
+    qkv: Projection,
     wo: Projection,
-    gate: Projection,
-    up: Projection,
+    /// gate and up projections, fused.
+    gate_up: Projection,
     down: Projection,
     attn_norm: Tensor,
     ffn_norm: Tensor,
@@ -85,8 +125,8 @@ fn meta<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Valu
 }
 
 impl Llama {
-    /// Loads from GGUF bytes. With `dense_prefill`, also keeps f32 copies of the projections.
-    pub fn load(bytes: &'static [u8], dense_prefill: bool) -> Result<Llama> {
+    /// Loads from GGUF bytes.
+    pub fn load(bytes: &'static [u8], opts: LoadOptions) -> Result<Llama> {
         let device = Device::Cpu;
         let mut r = std::io::Cursor::new(bytes);
         let ct = gguf_file::Content::read(&mut r)?;
@@ -115,23 +155,23 @@ impl Llama {
         let embed_q = ct.tensor(&mut r, "token_embd.weight", &device)?;
         let embed = Embedding::new(embed_q.dequantize(&device)?, hidden);
         let output = match ct.tensor(&mut r, "output.weight", &device) {
-            Ok(q) => Projection::from_qtensor(q, false, &device)?,
+            Ok(q) => Projection::from_qtensor(q, LoadOptions { dense_prefill: false, ..opts }, &device)?,
             // Tied embeddings: the output projection is the embedding matrix.
-            Err(_) => Projection::from_qtensor(embed_q, false, &device)?,
+            Err(_) => Projection::from_qtensor(embed_q, LoadOptions { dense_prefill: false, ..opts }, &device)?,
         };
         let norm = ct.tensor(&mut r, "output_norm.weight", &device)?.dequantize(&device)?;
         let mut layers = Vec::with_capacity(hyper.n_layer);
         for i in 0..hyper.n_layer {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
-            let mut load = |s: &str| Projection::load(&ct, &mut r, &p(s), dense_prefill, &device);
+            let mut load = |s: &[&str]| {
+                let names: Vec<String> = s.iter().map(|n| p(n)).collect();
+                Projection::load_fused(&ct, &mut r, &names, opts, &device)
+            };
             layers.push(Layer {
-                wq: load("attn_q")?,
-                wk: load("attn_k")?,
-                wv: load("attn_v")?,
-                wo: load("attn_output")?,
-                gate: load("ffn_gate")?,
-                up: load("ffn_up")?,
-                down: load("ffn_down")?,
+                qkv: load(&["attn_q", "attn_k", "attn_v"])?,
+                wo: load(&["attn_output"])?,
+                gate_up: load(&["ffn_gate", "ffn_up"])?,
+                down: load(&["ffn_down"])?,
                 attn_norm: ct.tensor(&mut r, &p("attn_norm"), &device)?.dequantize(&device)?,
                 ffn_norm: ct.tensor(&mut r, &p("ffn_norm"), &device)?.dequantize(&device)?,
                 cache: KvCache::new(2, hyper.context),
@@ -204,9 +244,10 @@ impl Llama {
         for layer in &mut self.layers {
             let residual = x.clone();
             let hn = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let q = layer.wq.forward(&hn, batched)?.reshape((1, seq_len, n_head, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = layer.wk.forward(&hn, batched)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = layer.wv.forward(&hn, batched)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
+            let qkv = layer.qkv.forward(&hn, batched)?;
+            let q = qkv.narrow(2, 0, n_head * hd)?.reshape((1, seq_len, n_head, hd))?.transpose(1, 2)?.contiguous()?;
+            let k = qkv.narrow(2, n_head * hd, n_kv * hd)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
+            let v = qkv.narrow(2, (n_head + n_kv) * hd, n_kv * hd)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
             let (k, v) = layer.cache.append(&k, &v)?;
@@ -221,8 +262,10 @@ impl Llama {
             let y = att.matmul(&v)?.transpose(1, 2)?.reshape((1, seq_len, n_head * hd))?;
             let x1 = (layer.wo.forward(&y, batched)? + residual)?;
             let hn = candle_nn::ops::rms_norm(&x1, &layer.ffn_norm, eps)?;
-            let gate = candle_nn::ops::silu(&layer.gate.forward(&hn, batched)?)?;
-            let up = layer.up.forward(&hn, batched)?;
+            let gate_up = layer.gate_up.forward(&hn, batched)?;
+            let ffn = gate_up.dim(2)? / 2;
+            let gate = candle_nn::ops::silu(&gate_up.narrow(2, 0, ffn)?)?;
+            let up = gate_up.narrow(2, ffn, ffn)?;
             x = (layer.down.forward(&(gate * up)?, batched)? + x1)?;
         }
         self.position += seq_len;

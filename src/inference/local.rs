@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
 use super::embedder::BertEmbedder;
-use super::llama::Llama;
+use super::llama::{Llama, LoadOptions};
 use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
 use super::{Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage, embedded};
@@ -57,7 +57,7 @@ pub struct ChatEngine {
 }
 
 impl ChatEngine {
-    pub fn load(source: &Source, dense_prefill: bool) -> Result<ChatEngine, InferenceError> {
+    pub fn load(source: &Source, opts: LoadOptions) -> Result<ChatEngine, InferenceError> {
         let bytes = source.bytes("model.gguf", None)?;
         let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
         let mut cursor = std::io::Cursor::new(bytes);
@@ -71,7 +71,7 @@ impl ChatEngine {
         let token_text = |id: Option<u32>| id.and_then(|i| tok.tokenizer.id_to_token(i)).unwrap_or_default();
         let template = ChatTemplate::new(&template_src, &token_text(tok.bos), &token_text(tok.eos.first().copied()))
             .map_err(InferenceError::Load)?;
-        let llama = Llama::load(bytes, dense_prefill).map_err(load)?;
+        let llama = Llama::load(bytes, opts).map_err(load)?;
         let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
         Ok(ChatEngine { llama, tokenizer: tok.tokenizer, template, eos: tok.eos, cached: Vec::new(), grammar })
     }
@@ -272,7 +272,7 @@ fn chat_worker(source: Source, rx: Receiver<ChatJob>) {
         }
         let started = Instant::now();
         let engine = engine.get_or_insert_with(|| {
-            let e = ChatEngine::load(&source, true);
+            let e = ChatEngine::load(&source, LoadOptions::default());
             tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
             e
         });
@@ -389,5 +389,74 @@ impl Embedder for LocalEmbedder {
             Err(TrySendError::Disconnected(_)) => return Err(InferenceError::Failed("the model worker stopped".into())),
         }
         rx.await.map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::{ChatMessage, SamplingParams};
+
+    fn engine() -> std::sync::MutexGuard<'static, ChatEngine> {
+        static ENGINE: OnceLock<Mutex<ChatEngine>> = OnceLock::new();
+        ENGINE
+            .get_or_init(|| Mutex::new(ChatEngine::load(&Source::Embedded(embedded::CHAT_MODEL.into()), LoadOptions::default()).unwrap()))
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn greedy(q: &str, max_tokens: usize) -> GenerateRequest {
+        let mut r = GenerateRequest::new(vec![ChatMessage::new("user", q)]);
+        r.sampling = SamplingParams { temperature: 0.0, ..Default::default() };
+        r.max_tokens = max_tokens;
+        r
+    }
+
+    #[test]
+    fn greedy_generation_knows_the_capital_of_france() {
+        let mut e = engine();
+        let started = Instant::now();
+        let g = e.generate(&greedy("What is the capital of France?", 40), &mut |_| true).unwrap();
+        eprintln!("{:?} in {:?}", g, started.elapsed());
+        assert!(g.text.contains("Paris"), "{}", g.text);
+        assert!(g.usage.prompt_tokens > 5 && g.usage.completion_tokens > 0);
+    }
+
+    #[test]
+    fn streaming_yields_the_same_text_and_limits_hold() {
+        let mut e = engine();
+        let mut streamed = String::new();
+        let g = e.generate(&greedy("Name three colours.", 30), &mut |d| {
+            streamed.push_str(d);
+            true
+        })
+        .unwrap();
+        assert_eq!(streamed, g.text);
+        let short = e.generate(&greedy("Tell me a long story about a dragon.", 5), &mut |_| true).unwrap();
+        assert_eq!((short.finish_reason, short.usage.completion_tokens), (FinishReason::Length, 5));
+        let mut req = greedy("Count from 1 to 10, separated by commas.", 60);
+        req.stop = vec!["5".into()];
+        let stopped = e.generate(&req, &mut |_| true).unwrap();
+        assert!(!stopped.text.contains('5') && stopped.finish_reason == FinishReason::Stop, "{stopped:?}");
+        // Cancelling stops at once.
+        let err = e.generate(&greedy("Write a poem.", 50), &mut |_| false).unwrap_err();
+        assert!(matches!(err, InferenceError::Cancelled));
+    }
+
+    #[test]
+    fn constrained_output_validates() {
+        let mut e = engine();
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 30}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
+            "required": ["city", "days"]
+        });
+        let mut req = greedy("I want the weather in Berlin for 3 days. Answer in JSON.", 60);
+        req.json_schema = Some(schema.clone());
+        let started = Instant::now();
+        let g = e.generate(&req, &mut |_| true).unwrap();
+        eprintln!("{:?} in {:?}", g, started.elapsed());
+        let v: serde_json::Value = serde_json::from_str(&g.text).unwrap();
+        assert!(jsonschema::is_valid(&schema, &v), "{v}");
     }
 }

@@ -2,6 +2,7 @@
 //! server), behind the [`Generator`] and [`Embedder`] traits. Local models run on their own
 //! threads behind bounded queues; a full queue is [`InferenceError::Busy`].
 
+pub mod bench;
 pub mod constrained;
 pub mod embedded;
 pub mod embedder;
