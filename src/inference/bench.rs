@@ -12,8 +12,16 @@ use super::{InferenceError, embedded};
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(String::from))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(String::from)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -36,7 +44,12 @@ fn tokens_per_s(llama: &mut Llama, tokens: &[u32]) -> Result<f64, InferenceError
 /// Runs the benchmark and prints one line per measurement.
 pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
     let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
-    println!("edgestra bench — {} threads", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "edgestra bench — {} threads",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
 
     let started = Instant::now();
     let decode_dtype = match std::env::var("EDGESTRA_DECODE_DTYPE").as_deref() {
@@ -46,9 +59,15 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
         Ok("none") => None,
         _ => Some(candle_core::quantized::GgmlDType::Q8_0),
     };
-    let opts = LoadOptions { dense_prefill: true, decode_dtype };
+    let opts = LoadOptions {
+        dense_prefill: true,
+        decode_dtype,
+    };
     let mut engine = ChatEngine::load(&Source::Embedded(CHAT_MODEL.into()), opts)?;
-    println!("chat model load (dense prefill weights): {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "chat model load (dense prefill weights): {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let tokens = prompt_tokens(&engine, prompt_len)?;
 
     // Warm up once, then measure.
@@ -56,10 +75,21 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
     let dense = tokens_per_s(&mut engine.llama, &tokens)?;
 
     let bytes = embedded::file(&format!("{CHAT_MODEL}/model.gguf")).expect("embedded chat model");
-    let mut naive = Llama::load(bytes, LoadOptions { dense_prefill: false, decode_dtype: None }).map_err(fail)?;
+    let mut naive = Llama::load(
+        bytes,
+        LoadOptions {
+            dense_prefill: false,
+            decode_dtype: None,
+        },
+    )
+    .map_err(fail)?;
     let quantized = tokens_per_s(&mut naive, &tokens)?;
     drop(naive);
-    println!("prefill ({} tokens): {dense:.0} tokens/s dense, {quantized:.0} tokens/s quantized (baseline) — ratio {:.2}x", tokens.len(), dense / quantized);
+    println!(
+        "prefill ({} tokens): {dense:.0} tokens/s dense, {quantized:.0} tokens/s quantized (baseline) — ratio {:.2}x",
+        tokens.len(),
+        dense / quantized
+    );
 
     engine.llama.reset();
     let mut logits_token = tokens[..16].to_vec();
@@ -78,9 +108,18 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
         embedded::file(&format!("{EMBEDDING_MODEL}/config.json")).expect("embedded"),
         embedded::file(&format!("{EMBEDDING_MODEL}/tokenizer.json")).expect("embedded"),
     )?;
-    println!("embedding model load: {:.2} s", started.elapsed().as_secs_f64());
-    let sentences: Vec<String> =
-        (0..32).map(|i| format!("Sentence number {i} talks about topic {} and a few other things.", i % 7)).collect();
+    println!(
+        "embedding model load: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let sentences: Vec<String> = (0..32)
+        .map(|i| {
+            format!(
+                "Sentence number {i} talks about topic {} and a few other things.",
+                i % 7
+            )
+        })
+        .collect();
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     embedder.embed(&refs)?;
     let rounds = 5;

@@ -3,7 +3,7 @@
 //!
 //! Generation runs against a strict copy of the schema — objects without `additionalProperties`
 //! get `false`, strings without `maxLength` get [`MAX_STRING`], arrays without `maxItems` get
-//! [`MAX_ITEMS`] — so that a small model cannot wander forever inside an open-ended value, and
+//! [`MAX_ITEMS`], integers without bounds get ±[`MAX_INTEGER`] — so that a small model cannot wander forever inside an open-ended value, and
 //! the JSON is compact (no optional whitespace).
 
 use std::sync::Arc;
@@ -17,6 +17,8 @@ use toktrie::{InferenceCapabilities, SimpleVob};
 pub const MAX_STRING: u64 = 512;
 /// Most items an array may hold unless the schema says otherwise.
 pub const MAX_ITEMS: u64 = 32;
+/// Largest magnitude of an integer unless the schema says otherwise.
+pub const MAX_INTEGER: i64 = 999_999_999_999_999;
 
 /// The compiled token environment of one tokenizer, shared by all its requests.
 pub struct Grammar {
@@ -25,14 +27,24 @@ pub struct Grammar {
 
 impl Grammar {
     pub fn new(tokenizer: &tokenizers::Tokenizer, eos: &[u32]) -> Result<Grammar, String> {
-        let mut bt = toktrie_hf_tokenizers::ByteTokenizer::from_tokenizer(tokenizer.clone()).map_err(|e| e.to_string())?;
+        let mut bt = toktrie_hf_tokenizers::ByteTokenizer::from_tokenizer(tokenizer.clone())
+            .map_err(|e| e.to_string())?;
         bt.set_eos_tokens(eos);
         let env = bt.into_tok_env(None).map_err(|e| e.to_string())?;
-        let caps = InferenceCapabilities { ff_tokens: true, ..Default::default() };
-        let mut factory = ParserFactory::new(&env, caps, &llguidance::earley::SlicedBiasComputer::general_slices())
-            .map_err(|e| e.to_string())?;
+        let caps = InferenceCapabilities {
+            ff_tokens: true,
+            ..Default::default()
+        };
+        let mut factory = ParserFactory::new(
+            &env,
+            caps,
+            &llguidance::earley::SlicedBiasComputer::general_slices(),
+        )
+        .map_err(|e| e.to_string())?;
         factory.quiet();
-        Ok(Grammar { factory: Arc::new(factory) })
+        Ok(Grammar {
+            factory: Arc::new(factory),
+        })
     }
 
     /// A fresh matcher for one generation constrained by `schema`.
@@ -46,10 +58,14 @@ impl Grammar {
         } else if strict == Value::Bool(true) {
             strict = json!({"x-guidance": {"whitespace_flexible": false, "item_separator": ",", "key_separator": ":"}});
         }
-        let parser = self.factory.create_parser(TopLevelGrammar::from_json_schema(strict));
+        let parser = self
+            .factory
+            .create_parser(TopLevelGrammar::from_json_schema(strict));
         let matcher = Matcher::new(parser);
         if let Some(e) = matcher.get_error() {
-            return Err(format!("the schema cannot be used for structured output: {e}"));
+            return Err(format!(
+                "the schema cannot be used for structured output: {e}"
+            ));
         }
         Ok(Constraint { matcher })
     }
@@ -57,15 +73,25 @@ impl Grammar {
 
 /// A copy of `schema` with bounds on open-ended values (see the module docs).
 pub fn strict(schema: &Value) -> Value {
-    let Value::Object(map) = schema else { return schema.clone() };
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
     let mut out = serde_json::Map::new();
     for (k, v) in map {
         let v = match k.as_str() {
-            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => match v {
-                Value::Object(props) => Value::Object(props.iter().map(|(pk, pv)| (pk.clone(), strict(pv))).collect()),
-                other => other.clone(),
-            },
-            "items" | "additionalItems" | "contains" | "not" | "if" | "then" | "else" | "propertyNames" => strict(v),
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                match v {
+                    Value::Object(props) => Value::Object(
+                        props
+                            .iter()
+                            .map(|(pk, pv)| (pk.clone(), strict(pv)))
+                            .collect(),
+                    ),
+                    other => other.clone(),
+                }
+            }
+            "items" | "additionalItems" | "contains" | "not" | "if" | "then" | "else"
+            | "propertyNames" => strict(v),
             "additionalProperties" if v.is_object() => strict(v),
             "anyOf" | "oneOf" | "allOf" | "prefixItems" => match v {
                 Value::Array(items) => Value::Array(items.iter().map(strict).collect()),
@@ -81,14 +107,29 @@ pub fn strict(schema: &Value) -> Value {
         None => false,
         _ => false,
     };
-    if (has_type("object") || map.contains_key("properties")) && !map.contains_key("additionalProperties") {
+    if (has_type("object") || map.contains_key("properties"))
+        && !map.contains_key("additionalProperties")
+    {
         out.insert("additionalProperties".into(), Value::Bool(false));
     }
-    if has_type("string") && !map.contains_key("maxLength") && !map.contains_key("enum") && !map.contains_key("const") {
+    if has_type("string")
+        && !map.contains_key("maxLength")
+        && !map.contains_key("enum")
+        && !map.contains_key("const")
+    {
         out.insert("maxLength".into(), json!(MAX_STRING));
     }
     if has_type("array") && !map.contains_key("maxItems") {
         out.insert("maxItems".into(), json!(MAX_ITEMS));
+    }
+    // An unbounded integer lets a model emit digits forever; 15 digits is beyond any id.
+    if has_type("integer") {
+        if !map.contains_key("maximum") && !map.contains_key("exclusiveMaximum") {
+            out.insert("maximum".into(), json!(MAX_INTEGER));
+        }
+        if !map.contains_key("minimum") && !map.contains_key("exclusiveMinimum") {
+            out.insert("minimum".into(), json!(-MAX_INTEGER));
+        }
     }
     Value::Object(out)
 }
@@ -110,7 +151,9 @@ impl Constraint {
     }
 
     pub fn consume(&mut self, tokens: &[u32]) -> Result<(), String> {
-        self.matcher.consume_tokens(tokens).map_err(|e| e.to_string())
+        self.matcher
+            .consume_tokens(tokens)
+            .map_err(|e| e.to_string())
     }
 
     /// The output so far is a complete document.

@@ -25,12 +25,16 @@ pub struct FileInfo {
 }
 
 pub fn manifest() -> Vec<ModelInfo> {
-    serde_json::from_str(include_str!("../../models/manifest.json")).expect("the manifest was checked by build.rs")
+    serde_json::from_str(include_str!("../../models/manifest.json"))
+        .expect("the manifest was checked by build.rs")
 }
 
 /// The bytes of an embedded file, by its path under models/ (`smollm2-135m-instruct/model.gguf`).
 pub fn file(path: &str) -> Option<&'static [u8]> {
-    EMBEDDED_FILES.iter().find(|(p, _)| *p == path).map(|(_, b)| *b)
+    EMBEDDED_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, b)| *b)
 }
 
 pub const CHAT_MODEL: &str = "smollm2-135m-instruct";

@@ -23,17 +23,34 @@ fn err(what: &str) -> impl Fn(Box<dyn std::fmt::Display>) -> InferenceError + '_
 
 impl BertEmbedder {
     /// Loads from the three files of a sentence-transformers folder.
-    pub fn load(weights: &[u8], config: &[u8], tokenizer: &[u8]) -> Result<BertEmbedder, InferenceError> {
-        let config: Config = serde_json::from_slice(config).map_err(|e| err("config.json")(Box::new(e)))?;
+    pub fn load(
+        weights: &[u8],
+        config: &[u8],
+        tokenizer: &[u8],
+    ) -> Result<BertEmbedder, InferenceError> {
+        let config: Config =
+            serde_json::from_slice(config).map_err(|e| err("config.json")(Box::new(e)))?;
         let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| err("model.safetensors")(Box::new(e)))?;
-        let model = BertModel::load(vb, &config).map_err(|e| err("the BERT weights")(Box::new(e)))?;
-        let mut tokenizer = Tokenizer::from_bytes(tokenizer).map_err(|e| err("tokenizer.json")(Box::new(e)))?;
+        let model =
+            BertModel::load(vb, &config).map_err(|e| err("the BERT weights")(Box::new(e)))?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(tokenizer).map_err(|e| err("tokenizer.json")(Box::new(e)))?;
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length: MAX_TOKENS,
+                ..Default::default()
+            }))
             .map_err(|e| err("tokenizer truncation")(Box::new(e)))?;
-        tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
-        Ok(BertEmbedder { dimensions: config.hidden_size, model, tokenizer })
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            ..Default::default()
+        }));
+        Ok(BertEmbedder {
+            dimensions: config.hidden_size,
+            model,
+            tokenizer,
+        })
     }
 
     /// Embeds a batch of texts; each vector has unit length.
@@ -47,9 +64,14 @@ impl BertEmbedder {
                 .encode_batch(texts.to_vec(), true)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             let dev = Device::Cpu;
-            let ids: Vec<Tensor> = enc.iter().map(|e| Tensor::new(e.get_ids(), &dev)).collect::<candle_core::Result<_>>()?;
-            let masks: Vec<Tensor> =
-                enc.iter().map(|e| Tensor::new(e.get_attention_mask(), &dev)).collect::<candle_core::Result<_>>()?;
+            let ids: Vec<Tensor> = enc
+                .iter()
+                .map(|e| Tensor::new(e.get_ids(), &dev))
+                .collect::<candle_core::Result<_>>()?;
+            let masks: Vec<Tensor> = enc
+                .iter()
+                .map(|e| Tensor::new(e.get_attention_mask(), &dev))
+                .collect::<candle_core::Result<_>>()?;
             let ids = Tensor::stack(&ids, 0)?;
             let mask = Tensor::stack(&masks, 0)?;
             let types = ids.zeros_like()?;

@@ -31,43 +31,76 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { dense_prefill: true, decode_dtype: Some(GgmlDType::Q8_0) }
+        LoadOptions {
+            dense_prefill: true,
+            decode_dtype: Some(GgmlDType::Q8_0),
+        }
     }
 }
 
 fn slow_on_cpu(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1)
+    matches!(
+        dtype,
+        GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 | GgmlDType::Q8_1
+    )
 }
 
 impl Projection {
     /// Loads several projections that read the same input as one (their outputs concatenated),
     /// so each step runs one matmul instead of several.
-    fn load_fused(ct: &gguf_file::Content, r: &mut Reader, names: &[String], opts: LoadOptions, dev: &Device) -> Result<Self> {
-        let parts: Vec<QTensor> = names.iter().map(|n| ct.tensor(r, n, dev)).collect::<Result<_>>()?;
+    fn load_fused(
+        ct: &gguf_file::Content,
+        r: &mut Reader,
+        names: &[String],
+        opts: LoadOptions,
+        dev: &Device,
+    ) -> Result<Self> {
+        let parts: Vec<QTensor> = names
+            .iter()
+            .map(|n| ct.tensor(r, n, dev))
+            .collect::<Result<_>>()?;
         if parts.len() == 1 {
             return Self::from_qtensor(parts.into_iter().next().expect("one part"), opts, dev);
         }
-        let full: Vec<Tensor> = parts.iter().map(|q| q.dequantize(dev)).collect::<Result<_>>()?;
+        let full: Vec<Tensor> = parts
+            .iter()
+            .map(|q| q.dequantize(dev))
+            .collect::<Result<_>>()?;
         let full = Tensor::cat(&full, 0)?;
         let dtype = match opts.decode_dtype {
             Some(t) if slow_on_cpu(parts[0].dtype()) => t,
             _ => parts[0].dtype(),
         };
         let quantized = QMatMul::from_qtensor(QTensor::quantize(&full, dtype)?)?;
-        let dense = if opts.dense_prefill { Some(Linear::new(full, None)) } else { None };
+        let dense = if opts.dense_prefill {
+            Some(Linear::new(full, None))
+        } else {
+            None
+        };
         Ok(Projection { quantized, dense })
     }
 
     fn from_qtensor(q: QTensor, opts: LoadOptions, dev: &Device) -> Result<Self> {
-        let needs_dense = opts.dense_prefill || (opts.decode_dtype.is_some() && slow_on_cpu(q.dtype()));
-        let full = if needs_dense { Some(q.dequantize(dev)?) } else { None };
+        let needs_dense =
+            opts.dense_prefill || (opts.decode_dtype.is_some() && slow_on_cpu(q.dtype()));
+        let full = if needs_dense {
+            Some(q.dequantize(dev)?)
+        } else {
+            None
+        };
         let quantized = match (opts.decode_dtype, &full) {
-            (Some(target), Some(full)) if slow_on_cpu(q.dtype()) && full.dim(1)? % target.block_size() == 0 => {
+            (Some(target), Some(full))
+                if slow_on_cpu(q.dtype()) && full.dim(1)? % target.block_size() == 0 =>
+            {
                 QMatMul::from_qtensor(QTensor::quantize(full, target)?)?
             }
             _ => QMatMul::from_qtensor(q)?,
         };
-        let dense = if opts.dense_prefill { full.map(|w| Linear::new(w, None)) } else { None };
+        let dense = if opts.dense_prefill {
+            full.map(|w| Linear::new(w, None))
+        } else {
+            None
+        };
         Ok(Projection { quantized, dense })
     }
 
@@ -121,7 +154,9 @@ pub struct Llama {
 }
 
 fn meta<'a>(ct: &'a gguf_file::Content, key: &str) -> Result<&'a gguf_file::Value> {
-    ct.metadata.get(key).ok_or_else(|| candle_core::Error::Msg(format!("the model file has no `{key}`")))
+    ct.metadata
+        .get(key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("the model file has no `{key}`")))
 }
 
 impl Llama {
@@ -143,23 +178,44 @@ impl Llama {
             head_dim: hidden / n_head,
             hidden,
             eps: meta(&ct, "llama.attention.layer_norm_rms_epsilon")?.to_f32()?,
-            rope_base: meta(&ct, "llama.rope.freq_base").and_then(|v| v.to_f32()).unwrap_or(10_000.),
+            rope_base: meta(&ct, "llama.rope.freq_base")
+                .and_then(|v| v.to_f32())
+                .unwrap_or(10_000.),
             context: meta(&ct, "llama.context_length")
                 .and_then(|v| v.to_u32())
                 .map(|c| (c as usize).min(MAX_CONTEXT))
                 .unwrap_or(MAX_CONTEXT),
         };
-        let rope_dim = meta(&ct, "llama.rope.dimension_count").and_then(|v| v.to_u32()).map(|d| d as usize).unwrap_or(hyper.head_dim);
+        let rope_dim = meta(&ct, "llama.rope.dimension_count")
+            .and_then(|v| v.to_u32())
+            .map(|d| d as usize)
+            .unwrap_or(hyper.head_dim);
         let (cos, sin) = rope_tables(rope_dim, hyper.rope_base, hyper.context, &device)?;
 
         let embed_q = ct.tensor(&mut r, "token_embd.weight", &device)?;
         let embed = Embedding::new(embed_q.dequantize(&device)?, hidden);
         let output = match ct.tensor(&mut r, "output.weight", &device) {
-            Ok(q) => Projection::from_qtensor(q, LoadOptions { dense_prefill: false, ..opts }, &device)?,
+            Ok(q) => Projection::from_qtensor(
+                q,
+                LoadOptions {
+                    dense_prefill: false,
+                    ..opts
+                },
+                &device,
+            )?,
             // Tied embeddings: the output projection is the embedding matrix.
-            Err(_) => Projection::from_qtensor(embed_q, LoadOptions { dense_prefill: false, ..opts }, &device)?,
+            Err(_) => Projection::from_qtensor(
+                embed_q,
+                LoadOptions {
+                    dense_prefill: false,
+                    ..opts
+                },
+                &device,
+            )?,
         };
-        let norm = ct.tensor(&mut r, "output_norm.weight", &device)?.dequantize(&device)?;
+        let norm = ct
+            .tensor(&mut r, "output_norm.weight", &device)?
+            .dequantize(&device)?;
         let mut layers = Vec::with_capacity(hyper.n_layer);
         for i in 0..hyper.n_layer {
             let p = |s: &str| format!("blk.{i}.{s}.weight");
@@ -172,12 +228,27 @@ impl Llama {
                 wo: load(&["attn_output"])?,
                 gate_up: load(&["ffn_gate", "ffn_up"])?,
                 down: load(&["ffn_down"])?,
-                attn_norm: ct.tensor(&mut r, &p("attn_norm"), &device)?.dequantize(&device)?,
-                ffn_norm: ct.tensor(&mut r, &p("ffn_norm"), &device)?.dequantize(&device)?,
+                attn_norm: ct
+                    .tensor(&mut r, &p("attn_norm"), &device)?
+                    .dequantize(&device)?,
+                ffn_norm: ct
+                    .tensor(&mut r, &p("ffn_norm"), &device)?
+                    .dequantize(&device)?,
                 cache: KvCache::new(2, hyper.context),
             });
         }
-        Ok(Llama { hyper, embed, layers, norm, output, cos, sin, masks: HashMap::new(), device, position: 0 })
+        Ok(Llama {
+            hyper,
+            embed,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            masks: HashMap::new(),
+            device,
+            position: 0,
+        })
     }
 
     /// Forgets the cached context.
@@ -216,7 +287,15 @@ impl Llama {
         }
         let kv_len = index_pos + seq_len;
         let mask: Vec<f32> = (0..seq_len)
-            .flat_map(|i| (0..kv_len).map(move |j| if j > index_pos + i { f32::NEG_INFINITY } else { 0.0 }))
+            .flat_map(|i| {
+                (0..kv_len).map(move |j| {
+                    if j > index_pos + i {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+            })
             .collect();
         let m = Tensor::from_vec(mask, (1, 1, seq_len, kv_len), &self.device)?;
         if self.masks.len() < 64 {
@@ -237,7 +316,11 @@ impl Llama {
         let (n_head, n_kv, hd) = (h.n_head, h.n_kv_head, h.head_dim);
         let eps = h.eps;
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-        let mask = if batched { Some(self.mask(seq_len, index_pos)?) } else { None };
+        let mask = if batched {
+            Some(self.mask(seq_len, index_pos)?)
+        } else {
+            None
+        };
         let cos = self.cos.narrow(0, index_pos, seq_len)?;
         let sin = self.sin.narrow(0, index_pos, seq_len)?;
         let mut x = self.embed.forward(&input)?;
@@ -245,9 +328,21 @@ impl Llama {
             let residual = x.clone();
             let hn = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
             let qkv = layer.qkv.forward(&hn, batched)?;
-            let q = qkv.narrow(2, 0, n_head * hd)?.reshape((1, seq_len, n_head, hd))?.transpose(1, 2)?.contiguous()?;
-            let k = qkv.narrow(2, n_head * hd, n_kv * hd)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
-            let v = qkv.narrow(2, (n_head + n_kv) * hd, n_kv * hd)?.reshape((1, seq_len, n_kv, hd))?.transpose(1, 2)?.contiguous()?;
+            let q = qkv
+                .narrow(2, 0, n_head * hd)?
+                .reshape((1, seq_len, n_head, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let k = qkv
+                .narrow(2, n_head * hd, n_kv * hd)?
+                .reshape((1, seq_len, n_kv, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let v = qkv
+                .narrow(2, (n_head + n_kv) * hd, n_kv * hd)?
+                .reshape((1, seq_len, n_kv, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
             let (k, v) = layer.cache.append(&k, &v)?;
@@ -259,7 +354,10 @@ impl Llama {
                 None => att,
             };
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?.transpose(1, 2)?.reshape((1, seq_len, n_head * hd))?;
+            let y = att
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((1, seq_len, n_head * hd))?;
             let x1 = (layer.wo.forward(&y, batched)? + residual)?;
             let hn = candle_nn::ops::rms_norm(&x1, &layer.ffn_norm, eps)?;
             let gate_up = layer.gate_up.forward(&hn, batched)?;
@@ -271,7 +369,10 @@ impl Llama {
         self.position += seq_len;
         let last = x.i((.., seq_len - 1, ..))?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, eps)?;
-        self.output.forward(&last, false)?.squeeze(0)?.to_dtype(DType::F32)
+        self.output
+            .forward(&last, false)?
+            .squeeze(0)?
+            .to_dtype(DType::F32)
     }
 }
 
@@ -284,9 +385,14 @@ fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
 }
 
 fn rope_tables(dim: usize, base: f32, context: usize, dev: &Device) -> Result<(Tensor, Tensor)> {
-    let theta: Vec<f32> = (0..dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / dim as f32)).collect();
+    let theta: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+        .collect();
     let theta = Tensor::new(theta.as_slice(), dev)?;
-    let idx = Tensor::arange(0, context as u32, dev)?.to_dtype(DType::F32)?.reshape((context, 1))?;
+    let idx = Tensor::arange(0, context as u32, dev)?
+        .to_dtype(DType::F32)?
+        .reshape((context, 1))?;
     let freqs = idx.matmul(&theta.reshape((1, ()))?)?;
     Ok((freqs.cos()?, freqs.sin()?))
 }

@@ -14,7 +14,9 @@ use super::embedder::BertEmbedder;
 use super::llama::{Llama, LoadOptions};
 use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
-use super::{Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage, embedded};
+use super::{
+    Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage, embedded,
+};
 
 /// Requests that may wait for a local model before new ones are refused with 429.
 pub const DEFAULT_QUEUE: usize = 16;
@@ -29,16 +31,26 @@ pub enum Source {
 }
 
 impl Source {
-    fn bytes(&self, embedded_file: &str, disk_file: Option<&str>) -> Result<&'static [u8], InferenceError> {
+    fn bytes(
+        &self,
+        embedded_file: &str,
+        disk_file: Option<&str>,
+    ) -> Result<&'static [u8], InferenceError> {
         match self {
             Source::Embedded(name) => embedded::file(&format!("{name}/{embedded_file}"))
-                .ok_or_else(|| InferenceError::Load(format!("`{name}/{embedded_file}` is not embedded in this binary"))),
+                .ok_or_else(|| {
+                    InferenceError::Load(format!(
+                        "`{name}/{embedded_file}` is not embedded in this binary"
+                    ))
+                }),
             Source::Path(p) => {
                 let path = match disk_file {
                     Some(f) => p.join(f),
                     None => p.clone(),
                 };
-                let data = std::fs::read(&path).map_err(|e| InferenceError::Load(format!("cannot read {}: {e}", path.display())))?;
+                let data = std::fs::read(&path).map_err(|e| {
+                    InferenceError::Load(format!("cannot read {}: {e}", path.display()))
+                })?;
                 // Models live as long as the process; leaking gives the loader the 'static bytes it reads from.
                 Ok(Box::leak(data.into_boxed_slice()))
             }
@@ -61,19 +73,34 @@ impl ChatEngine {
         let bytes = source.bytes("model.gguf", None)?;
         let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
         let mut cursor = std::io::Cursor::new(bytes);
-        let content = candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
         let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
         let template_src = content
             .metadata
             .get("tokenizer.chat_template")
             .and_then(|v| v.to_string().ok().cloned())
             .unwrap_or_else(|| CHATML.to_string());
-        let token_text = |id: Option<u32>| id.and_then(|i| tok.tokenizer.id_to_token(i)).unwrap_or_default();
-        let template = ChatTemplate::new(&template_src, &token_text(tok.bos), &token_text(tok.eos.first().copied()))
-            .map_err(InferenceError::Load)?;
+        let token_text = |id: Option<u32>| {
+            id.and_then(|i| tok.tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        let template = ChatTemplate::new(
+            &template_src,
+            &token_text(tok.bos),
+            &token_text(tok.eos.first().copied()),
+        )
+        .map_err(InferenceError::Load)?;
         let llama = Llama::load(bytes, opts).map_err(load)?;
         let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
-        Ok(ChatEngine { llama, tokenizer: tok.tokenizer, template, eos: tok.eos, cached: Vec::new(), grammar })
+        Ok(ChatEngine {
+            llama,
+            tokenizer: tok.tokenizer,
+            template,
+            eos: tok.eos,
+            cached: Vec::new(),
+            grammar,
+        })
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
@@ -89,7 +116,12 @@ impl ChatEngine {
 
     /// Runs the prompt tokens, reusing the cached state of a shared prefix; returns the logits.
     pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
-        let mut common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let mut common = self
+            .cached
+            .iter()
+            .zip(tokens)
+            .take_while(|(a, b)| a == b)
+            .count();
         if common == tokens.len() {
             common -= 1; // at least one token must run to get logits
         }
@@ -110,14 +142,23 @@ impl ChatEngine {
 
     /// The prompt text for a request.
     pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
-        let messages: Vec<serde_json::Value> =
-            req.messages.iter().map(|m| serde_json::json!({"role": m.role, "content": m.content})).collect();
-        self.template.render(&messages, true).map_err(InferenceError::InvalidRequest)
+        let messages: Vec<serde_json::Value> = req
+            .messages
+            .iter()
+            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+            .collect();
+        self.template
+            .render(&messages, true)
+            .map_err(InferenceError::InvalidRequest)
     }
 
     /// Generates for `req`. `on_delta` receives text as it becomes final and returns `false`
     /// to cancel.
-    pub fn generate(&mut self, req: &GenerateRequest, on_delta: &mut dyn FnMut(&str) -> bool) -> Result<Generation, InferenceError> {
+    pub fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, InferenceError> {
         let prompt = self.prompt(req)?;
         let prompt_tokens = self.encode(&prompt)?;
         let room = self.llama.hyper.context.saturating_sub(prompt_tokens.len());
@@ -133,7 +174,11 @@ impl ChatEngine {
             Some(schema) => Some(
                 self.grammar
                     .as_ref()
-                    .ok_or_else(|| InferenceError::Failed("constrained decoding is not available for this model".into()))?
+                    .ok_or_else(|| {
+                        InferenceError::Failed(
+                            "constrained decoding is not available for this model".into(),
+                        )
+                    })?
                     .matcher(schema)
                     .map_err(InferenceError::InvalidRequest)?,
             ),
@@ -164,7 +209,9 @@ impl ChatEngine {
                     None => sampler.sample(&mut logits, None),
                 };
                 let Some(token) = token else {
-                    return Err(InferenceError::Failed("no token is allowed at this point".into()));
+                    return Err(InferenceError::Failed(
+                        "no token is allowed at this point".into(),
+                    ));
                 };
                 if self.eos.contains(&token) {
                     if let Some(c) = constraint.as_mut() {
@@ -183,7 +230,12 @@ impl ChatEngine {
             }
             out.extend_from_slice(&next);
             text = self.decode(&out);
-            if let Some((cut, _)) = req.stop.iter().filter_map(|s| text.find(s.as_str()).map(|i| (i, s))).min_by_key(|(i, _)| *i) {
+            if let Some((cut, _)) = req
+                .stop
+                .iter()
+                .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))
+                .min_by_key(|(i, _)| *i)
+            {
                 text.truncate(cut);
                 finish = FinishReason::Stop;
                 break;
@@ -226,7 +278,11 @@ impl ChatEngine {
         Ok(Generation {
             text,
             finish_reason: finish,
-            usage: Usage { prompt_tokens: prompt_tokens.len() as u32, completion_tokens: out.len() as u32 },
+            usage: Usage {
+                prompt_tokens: prompt_tokens.len() as u32,
+                completion_tokens: out.len() as u32,
+            },
+            tool_calls: Vec::new(),
         })
     }
 }
@@ -241,13 +297,17 @@ struct ChatJob {
 pub struct LocalChat {
     name: String,
     queue: SyncSender<ChatJob>,
+    capacity: usize,
 }
 
 impl LocalChat {
     /// The process-wide worker for `source` (models are loaded once per process).
     pub fn shared(name: &str, source: Source) -> Arc<LocalChat> {
         static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalChat>>>> = OnceLock::new();
-        let mut map = WORKERS.get_or_init(Default::default).lock().expect("worker registry");
+        let mut map = WORKERS
+            .get_or_init(Default::default)
+            .lock()
+            .expect("worker registry");
         map.entry(format!("{source:?}"))
             .or_insert_with(|| Arc::new(LocalChat::start(name, source, DEFAULT_QUEUE)))
             .clone()
@@ -260,7 +320,11 @@ impl LocalChat {
             .name(thread_name)
             .spawn(move || chat_worker(source, rx))
             .expect("spawn chat worker");
-        LocalChat { name: name.to_string(), queue: tx }
+        LocalChat {
+            name: name.to_string(),
+            queue: tx,
+            capacity: queue,
+        }
     }
 }
 
@@ -298,19 +362,26 @@ impl Generator for LocalChat {
     fn provider(&self) -> &str {
         "edgestra.local"
     }
-    async fn generate(&self, req: GenerateRequest, stream: Option<UnboundedSender<String>>) -> Result<Generation, InferenceError> {
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        stream: Option<UnboundedSender<String>>,
+    ) -> Result<Generation, InferenceError> {
         let (reply, rx) = oneshot::channel();
         match self.queue.try_send(ChatJob { req, stream, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(InferenceError::Busy(format!(
                     "the local model `{}` is busy ({} requests are waiting); try again shortly",
-                    self.name, DEFAULT_QUEUE
+                    self.name, self.capacity
                 )));
             }
-            Err(TrySendError::Disconnected(_)) => return Err(InferenceError::Failed("the model worker stopped".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(InferenceError::Failed("the model worker stopped".into()));
+            }
         }
-        rx.await.map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+        rx.await
+            .map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
     }
 }
 
@@ -329,7 +400,10 @@ pub struct LocalEmbedder {
 impl LocalEmbedder {
     pub fn shared(name: &str, source: Source) -> Arc<LocalEmbedder> {
         static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalEmbedder>>>> = OnceLock::new();
-        let mut map = WORKERS.get_or_init(Default::default).lock().expect("worker registry");
+        let mut map = WORKERS
+            .get_or_init(Default::default)
+            .lock()
+            .expect("worker registry");
         map.entry(format!("{source:?}"))
             .or_insert_with(|| Arc::new(LocalEmbedder::start(name, source, DEFAULT_QUEUE)))
             .clone()
@@ -362,7 +436,11 @@ impl LocalEmbedder {
                 }
             })
             .expect("spawn embedding worker");
-        LocalEmbedder { name: name.to_string(), queue: tx, dimensions }
+        LocalEmbedder {
+            name: name.to_string(),
+            queue: tx,
+            dimensions,
+        }
     }
 }
 
@@ -384,11 +462,17 @@ impl Embedder for LocalEmbedder {
         match self.queue.try_send(EmbedJob { texts, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(InferenceError::Busy(format!("the local embedding model `{}` is busy; try again shortly", self.name)));
+                return Err(InferenceError::Busy(format!(
+                    "the local embedding model `{}` is busy; try again shortly",
+                    self.name
+                )));
             }
-            Err(TrySendError::Disconnected(_)) => return Err(InferenceError::Failed("the model worker stopped".into())),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(InferenceError::Failed("the model worker stopped".into()));
+            }
         }
-        rx.await.map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+        rx.await
+            .map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
     }
 }
 
@@ -400,14 +484,25 @@ mod tests {
     fn engine() -> std::sync::MutexGuard<'static, ChatEngine> {
         static ENGINE: OnceLock<Mutex<ChatEngine>> = OnceLock::new();
         ENGINE
-            .get_or_init(|| Mutex::new(ChatEngine::load(&Source::Embedded(embedded::CHAT_MODEL.into()), LoadOptions::default()).unwrap()))
+            .get_or_init(|| {
+                Mutex::new(
+                    ChatEngine::load(
+                        &Source::Embedded(embedded::CHAT_MODEL.into()),
+                        LoadOptions::default(),
+                    )
+                    .unwrap(),
+                )
+            })
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
     fn greedy(q: &str, max_tokens: usize) -> GenerateRequest {
         let mut r = GenerateRequest::new(vec![ChatMessage::new("user", q)]);
-        r.sampling = SamplingParams { temperature: 0.0, ..Default::default() };
+        r.sampling = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
         r.max_tokens = max_tokens;
         r
     }
@@ -416,7 +511,9 @@ mod tests {
     fn greedy_generation_knows_the_capital_of_france() {
         let mut e = engine();
         let started = Instant::now();
-        let g = e.generate(&greedy("What is the capital of France?", 40), &mut |_| true).unwrap();
+        let g = e
+            .generate(&greedy("What is the capital of France?", 40), &mut |_| true)
+            .unwrap();
         eprintln!("{:?} in {:?}", g, started.elapsed());
         assert!(g.text.contains("Paris"), "{}", g.text);
         assert!(g.usage.prompt_tokens > 5 && g.usage.completion_tokens > 0);
@@ -426,20 +523,34 @@ mod tests {
     fn streaming_yields_the_same_text_and_limits_hold() {
         let mut e = engine();
         let mut streamed = String::new();
-        let g = e.generate(&greedy("Name three colours.", 30), &mut |d| {
-            streamed.push_str(d);
-            true
-        })
-        .unwrap();
+        let g = e
+            .generate(&greedy("Name three colours.", 30), &mut |d| {
+                streamed.push_str(d);
+                true
+            })
+            .unwrap();
         assert_eq!(streamed, g.text);
-        let short = e.generate(&greedy("Tell me a long story about a dragon.", 5), &mut |_| true).unwrap();
-        assert_eq!((short.finish_reason, short.usage.completion_tokens), (FinishReason::Length, 5));
+        let short = e
+            .generate(
+                &greedy("Tell me a long story about a dragon.", 5),
+                &mut |_| true,
+            )
+            .unwrap();
+        assert_eq!(
+            (short.finish_reason, short.usage.completion_tokens),
+            (FinishReason::Length, 5)
+        );
         let mut req = greedy("Count from 1 to 10, separated by commas.", 60);
         req.stop = vec!["5".into()];
         let stopped = e.generate(&req, &mut |_| true).unwrap();
-        assert!(!stopped.text.contains('5') && stopped.finish_reason == FinishReason::Stop, "{stopped:?}");
+        assert!(
+            !stopped.text.contains('5') && stopped.finish_reason == FinishReason::Stop,
+            "{stopped:?}"
+        );
         // Cancelling stops at once.
-        let err = e.generate(&greedy("Write a poem.", 50), &mut |_| false).unwrap_err();
+        let err = e
+            .generate(&greedy("Write a poem.", 50), &mut |_| false)
+            .unwrap_err();
         assert!(matches!(err, InferenceError::Cancelled));
     }
 
@@ -451,7 +562,10 @@ mod tests {
             "properties": {"city": {"type": "string", "maxLength": 30}, "days": {"type": "integer", "minimum": 1, "maximum": 7}},
             "required": ["city", "days"]
         });
-        let mut req = greedy("I want the weather in Berlin for 3 days. Answer in JSON.", 60);
+        let mut req = greedy(
+            "I want the weather in Berlin for 3 days. Answer in JSON.",
+            60,
+        );
         req.json_schema = Some(schema.clone());
         let started = Instant::now();
         let g = e.generate(&req, &mut |_| true).unwrap();

@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod embedder;
 pub mod llama;
 pub mod local;
+pub mod remote;
 pub mod sampling;
 pub mod template;
 pub mod tokenizer;
@@ -53,17 +54,53 @@ pub struct Usage {
     pub completion_tokens: u32,
 }
 
-/// A chat turn as templates see it.
+/// A chat turn. `tool_calls` (on assistant turns) and `tool_call_id` (on `tool` turns) carry
+/// the tool loop for providers that take them natively.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: &str, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
     }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+/// A call the model made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: Value,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    Required,
+    Tool(String),
 }
 
 #[derive(Debug, Clone)]
@@ -74,11 +111,21 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// When set, the output is JSON that validates against this schema.
     pub json_schema: Option<Value>,
+    pub tools: Vec<ToolSpec>,
+    pub tool_choice: ToolChoice,
 }
 
 impl GenerateRequest {
     pub fn new(messages: Vec<ChatMessage>) -> GenerateRequest {
-        GenerateRequest { messages, sampling: SamplingParams::default(), max_tokens: 256, stop: Vec::new(), json_schema: None }
+        GenerateRequest {
+            messages,
+            sampling: SamplingParams::default(),
+            max_tokens: 256,
+            stop: Vec::new(),
+            json_schema: None,
+            tools: Vec::new(),
+            tool_choice: ToolChoice::Auto,
+        }
     }
 }
 
@@ -87,6 +134,7 @@ pub struct Generation {
     pub text: String,
     pub finish_reason: FinishReason,
     pub usage: Usage,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Something that continues a conversation.
@@ -98,7 +146,11 @@ pub trait Generator: Send + Sync {
     fn provider(&self) -> &str;
     /// Generates; text deltas go to `stream` as they are produced. Dropping the returned future
     /// cancels the generation at the next token.
-    async fn generate(&self, req: GenerateRequest, stream: Option<UnboundedSender<String>>) -> Result<Generation, InferenceError>;
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        stream: Option<UnboundedSender<String>>,
+    ) -> Result<Generation, InferenceError>;
 }
 
 /// Something that turns texts into vectors.
@@ -106,4 +158,74 @@ pub trait Generator: Send + Sync {
 pub trait Embedder: Send + Sync {
     fn dimensions(&self) -> usize;
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, InferenceError>;
+}
+
+/// The models a project can use, by name: the embedded ones under their manifest names, and
+/// the entries of the project's `models:` section. Workers start on first use.
+#[derive(Clone, Default)]
+pub struct Models {
+    generators: std::collections::HashMap<String, std::sync::Arc<dyn Generator>>,
+    embedders: std::collections::HashMap<String, std::sync::Arc<dyn Embedder>>,
+}
+
+impl Models {
+    pub fn from_project(project: &crate::config::Project) -> Result<Models, InferenceError> {
+        use local::{LocalChat, LocalEmbedder, Source};
+        use std::sync::Arc;
+        let mut models = Models::default();
+        let builtin = |models: &mut Models, key: &str, name: &str| match embedded::manifest()
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.kind.clone())
+            .as_deref()
+        {
+            Some("chat") => {
+                models.generators.insert(
+                    key.to_string(),
+                    LocalChat::shared(name, Source::Embedded(name.into())),
+                );
+            }
+            Some(_) => {
+                models.embedders.insert(
+                    key.to_string(),
+                    LocalEmbedder::shared(name, Source::Embedded(name.into())),
+                );
+            }
+            None => {}
+        };
+        for m in embedded::manifest() {
+            builtin(&mut models, &m.name, &m.name);
+        }
+        for (key, cfg) in &project.models {
+            if let Some(name) = &cfg.local {
+                builtin(&mut models, key, name);
+            } else if let Some(path) = &cfg.path {
+                let p = std::path::PathBuf::from(path);
+                if p.is_dir() {
+                    models
+                        .embedders
+                        .insert(key.clone(), LocalEmbedder::shared(key, Source::Path(p)));
+                } else {
+                    models
+                        .generators
+                        .insert(key.clone(), LocalChat::shared(key, Source::Path(p)));
+                }
+            } else if let Some(openai) = &cfg.openai {
+                let remote = Arc::new(remote::RemoteModel::new(openai)?);
+                models.generators.insert(key.clone(), remote.clone());
+                models.embedders.insert(key.clone(), remote);
+            }
+        }
+        Ok(models)
+    }
+
+    /// The text generator registered as `name`.
+    pub fn generator(&self, name: &str) -> Option<std::sync::Arc<dyn Generator>> {
+        self.generators.get(name).cloned()
+    }
+
+    /// The embedder registered as `name`.
+    pub fn embedder(&self, name: &str) -> Option<std::sync::Arc<dyn Embedder>> {
+        self.embedders.get(name).cloned()
+    }
 }

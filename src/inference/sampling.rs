@@ -47,7 +47,11 @@ impl Sampler {
             Some(s) => StdRng::seed_from_u64(s),
             None => StdRng::from_os_rng(),
         };
-        Sampler { params, rng, counts: HashMap::new() }
+        Sampler {
+            params,
+            rng,
+            counts: HashMap::new(),
+        }
     }
 
     /// Records a token as produced, for the penalties.
@@ -57,12 +61,20 @@ impl Sampler {
 
     /// Picks a token. `allowed`, when given, says which tokens may be chosen; if it allows none
     /// of the candidates, `None`.
-    pub fn sample(&mut self, logits: &mut [f32], allowed: Option<&dyn Fn(u32) -> bool>) -> Option<u32> {
+    pub fn sample(
+        &mut self,
+        logits: &mut [f32],
+        allowed: Option<&dyn Fn(u32) -> bool>,
+    ) -> Option<u32> {
         let p = &self.params;
         for (&tok, &n) in &self.counts {
             if let Some(l) = logits.get_mut(tok as usize) {
                 if p.repetition_penalty != 1.0 {
-                    *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                    *l = if *l > 0.0 {
+                        *l / p.repetition_penalty
+                    } else {
+                        *l * p.repetition_penalty
+                    };
                 }
                 *l -= p.presence_penalty + p.frequency_penalty * n as f32;
             }
@@ -84,8 +96,12 @@ impl Sampler {
             return Some(best);
         }
         // Candidates: the top-k logits, softmaxed at the temperature, cut at top-p mass.
-        let mut cands: Vec<(u32, f32)> =
-            logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as u32, l)).collect();
+        let mut cands: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(i, &l)| (i as u32, l))
+            .collect();
         cands.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
         if p.top_k > 0 && cands.len() > p.top_k {
             cands.truncate(p.top_k);
@@ -123,7 +139,11 @@ mod tests {
     use super::*;
 
     fn greedy() -> SamplingParams {
-        SamplingParams { temperature: 0.0, repetition_penalty: 1.0, ..Default::default() }
+        SamplingParams {
+            temperature: 0.0,
+            repetition_penalty: 1.0,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -136,33 +156,57 @@ mod tests {
 
     #[test]
     fn penalties_push_repeated_tokens_down() {
-        let mut s = Sampler::new(SamplingParams { frequency_penalty: 1.0, ..greedy() });
+        let mut s = Sampler::new(SamplingParams {
+            frequency_penalty: 1.0,
+            ..greedy()
+        });
         s.observe(1);
         s.observe(1);
         assert_eq!(s.sample(&mut [0.0, 3.0, 2.0], None), Some(2));
-        let mut s = Sampler::new(SamplingParams { repetition_penalty: 2.0, ..greedy() });
+        let mut s = Sampler::new(SamplingParams {
+            repetition_penalty: 2.0,
+            ..greedy()
+        });
         s.observe(1);
         assert_eq!(s.sample(&mut [0.0, 3.0, 2.0], None), Some(2));
-        let mut s = Sampler::new(SamplingParams { presence_penalty: 0.5, ..greedy() });
+        let mut s = Sampler::new(SamplingParams {
+            presence_penalty: 0.5,
+            ..greedy()
+        });
         s.observe(1);
         assert_eq!(s.sample(&mut [0.0, 3.0, 2.6], None), Some(2));
     }
 
     #[test]
     fn a_seed_makes_sampling_repeatable() {
-        let params = SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, seed: Some(7), ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: Some(7),
+            ..Default::default()
+        };
         let logits: Vec<f32> = (0..50).map(|i| (i % 7) as f32 * 0.3).collect();
         let run = || {
             let mut s = Sampler::new(params.clone());
-            (0..20).map(|_| s.sample(&mut logits.clone(), None).unwrap()).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| s.sample(&mut logits.clone(), None).unwrap())
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(), run());
-        assert!(run().iter().collect::<std::collections::HashSet<_>>().len() > 1, "it samples, not argmaxes");
+        assert!(
+            run().iter().collect::<std::collections::HashSet<_>>().len() > 1,
+            "it samples, not argmaxes"
+        );
     }
 
     #[test]
     fn top_k_one_is_greedy() {
-        let mut s = Sampler::new(SamplingParams { temperature: 2.0, top_k: 1, ..greedy() });
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 2.0,
+            top_k: 1,
+            ..greedy()
+        });
         for _ in 0..10 {
             assert_eq!(s.sample(&mut [1.0, 1.5, 0.2], None), Some(1));
         }
@@ -170,7 +214,13 @@ mod tests {
 
     #[test]
     fn top_p_cuts_the_tail() {
-        let mut s = Sampler::new(SamplingParams { temperature: 1.0, top_p: 0.5, top_k: 0, seed: Some(1), ..greedy() });
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 1.0,
+            top_p: 0.5,
+            top_k: 0,
+            seed: Some(1),
+            ..greedy()
+        });
         for _ in 0..20 {
             assert_eq!(s.sample(&mut [10.0, 0.0, 0.0, 0.0], None), Some(0));
         }

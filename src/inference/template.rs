@@ -23,16 +23,28 @@ impl ChatTemplate {
     pub fn new(source: &str, bos: &str, eos: &str) -> Result<ChatTemplate, String> {
         let mut env = Environment::new();
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template_owned("chat", source.to_string()).map_err(|e| format!("invalid chat template: {e}"))?;
-        Ok(ChatTemplate { env, bos: bos.to_string(), eos: eos.to_string() })
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| format!("invalid chat template: {e}"))?;
+        Ok(ChatTemplate {
+            env,
+            bos: bos.to_string(),
+            eos: eos.to_string(),
+        })
     }
 
     /// Renders `messages` (`[{role, content}, …]`), ending with the assistant's turn opener
     /// when `add_generation_prompt`.
-    pub fn render(&self, messages: &[Value], add_generation_prompt: bool) -> Result<String, String> {
+    pub fn render(
+        &self,
+        messages: &[Value],
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
         let tmpl = self.env.get_template("chat").map_err(|e| e.to_string())?;
         tmpl.render(context! {
             messages => minijinja::Value::from(minijinja::value::Serde(messages)),
@@ -52,16 +64,27 @@ mod tests {
     #[test]
     fn renders_chatml() {
         let t = ChatTemplate::new(CHATML, "", "<|im_end|>").unwrap();
-        let out = t.render(&[json!({"role": "user", "content": "Hi"})], true).unwrap();
-        assert_eq!(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        let out = t
+            .render(&[json!({"role": "user", "content": "Hi"})], true)
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     #[test]
     fn python_string_methods_and_raise_exception_work() {
         let src = "{% for m in messages %}{{ m['content'].strip() }}{% if m['role'] == 'bad' %}{{ raise_exception('no bad roles') }}{% endif %}{% endfor %}";
         let t = ChatTemplate::new(src, "", "").unwrap();
-        assert_eq!(t.render(&[json!({"role": "user", "content": "  x  "})], false).unwrap(), "x");
-        let err = t.render(&[json!({"role": "bad", "content": ""})], false).unwrap_err();
+        assert_eq!(
+            t.render(&[json!({"role": "user", "content": "  x  "})], false)
+                .unwrap(),
+            "x"
+        );
+        let err = t
+            .render(&[json!({"role": "bad", "content": ""})], false)
+            .unwrap_err();
         assert!(err.contains("no bad roles"), "{err}");
     }
 }

@@ -25,9 +25,15 @@ fn strings(ct: &Content, key: &str) -> Result<Vec<String>, String> {
 }
 
 pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
-    let model = ct.metadata.get("tokenizer.ggml.model").and_then(|v| v.to_string().ok().cloned()).unwrap_or_default();
+    let model = ct
+        .metadata
+        .get("tokenizer.ggml.model")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_default();
     if model != "gpt2" {
-        return Err(format!("tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"));
+        return Err(format!(
+            "tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"
+        ));
     }
     let tokens = strings(ct, "tokenizer.ggml.tokens")?;
     let merges = strings(ct, "tokenizer.ggml.merges")?;
@@ -35,12 +41,22 @@ pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
         Some(Value::Array(items)) => items.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
         _ => vec![1; tokens.len()],
     };
-    let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
     let merges: Vec<(String, String)> = merges
         .iter()
-        .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect();
-    let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(|e| format!("BPE: {e}"))?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .build()
+        .map_err(|e| format!("BPE: {e}"))?;
     let mut tokenizer = Tokenizer::new(bpe);
     tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     tokenizer.with_decoder(Some(ByteLevel::new(false, true, true)));
@@ -62,5 +78,9 @@ pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
             eos.push(i);
         }
     }
-    Ok(GgufTokenizer { tokenizer, bos: id("tokenizer.ggml.bos_token_id"), eos })
+    Ok(GgufTokenizer {
+        tokenizer,
+        bos: id("tokenizer.ggml.bos_token_id"),
+        eos,
+    })
 }

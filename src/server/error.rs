@@ -7,6 +7,7 @@ use salvo::prelude::*;
 use serde_json::{Value, json};
 
 use crate::expr::ExprError;
+use crate::inference::InferenceError;
 use crate::storage::StorageError;
 use crate::tools::ToolError;
 
@@ -104,6 +105,21 @@ impl From<ToolError> for ApiError {
             ToolError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, e.to_string()),
             ToolError::Failed(m) | ToolError::Config(m) => ApiError::internal(m),
         }
+    }
+}
+
+impl From<InferenceError> for ApiError {
+    fn from(e: InferenceError) -> Self {
+        let status = match &e {
+            InferenceError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            InferenceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            InferenceError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            InferenceError::Remote { .. } => StatusCode::BAD_GATEWAY,
+            InferenceError::Load(_) | InferenceError::Failed(_) | InferenceError::Cancelled => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
     }
 }
 

@@ -54,6 +54,8 @@ pub enum ServerError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Tools(#[from] crate::tools::ToolError),
+    #[error(transparent)]
+    Models(#[from] crate::inference::InferenceError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -97,6 +99,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         .await
         .expect("storage open task")?;
     let tools = ToolRegistry::from_project(&project)?;
+    let models = crate::inference::Models::from_project(&project)?;
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
@@ -106,6 +109,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         instance: capture.instance,
         shutdown: shutdown_rx,
         tools,
+        models,
         store,
         project,
     });

@@ -6,12 +6,15 @@ use salvo::prelude::*;
 use tokio::sync::watch;
 
 use crate::config::Project;
+use crate::inference::Models;
 use crate::storage::Store;
 use crate::tools::ToolRegistry;
 
 pub struct AppState {
     pub project: Project,
     pub tools: ToolRegistry,
+    /// Generators and embedders by model name.
+    pub models: Models,
     pub store: Store,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

@@ -106,12 +106,20 @@ async fn bodies_are_json_whatever_the_content_type_and_limited_to_4_5_mib() {
     // Too large, announced by Content-Length or sent chunked: the server answers 413 as soon as
     // it knows, while the client may still be sending (so the client must tolerate a closed
     // connection, which reqwest does not).
-    let big = format!("{{\"data\":{{\"expression\":\"{}\"}}}}", "1+".repeat(2_400_000));
+    let big = format!(
+        "{{\"data\":{{\"expression\":\"{}\"}}}}",
+        "1+".repeat(2_400_000)
+    );
     for chunked in [false, true] {
         let addr = s.base.trim_start_matches("http://").to_string();
         let body = big.clone().into_bytes();
-        let reply = tokio::task::spawn_blocking(move || raw_upload(&addr, &body, chunked)).await.unwrap();
-        assert!(reply.starts_with("HTTP/1.1 413"), "chunked={chunked}: {reply}");
+        let reply = tokio::task::spawn_blocking(move || raw_upload(&addr, &body, chunked))
+            .await
+            .unwrap();
+        assert!(
+            reply.starts_with("HTTP/1.1 413"),
+            "chunked={chunked}: {reply}"
+        );
         assert!(reply.contains("Request body too large"), "{reply}");
     }
     // Just under the limit is read (and then rejected for what it says, not its size).
@@ -253,7 +261,9 @@ async fn optional_api_key_auth() {
 fn raw_upload(addr: &str, body: &[u8], chunked: bool) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     let mut reader = stream.try_clone().unwrap();
     let answer = std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -267,8 +277,14 @@ fn raw_upload(addr: &str, body: &[u8], chunked: bool) -> String {
         }
         String::from_utf8_lossy(&buf).into_owned()
     });
-    let framing = if chunked { "transfer-encoding: chunked".to_string() } else { format!("content-length: {}", body.len()) };
-    let head = format!("POST /api/tools/calculator/execute HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{framing}\r\n\r\n");
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_string()
+    } else {
+        format!("content-length: {}", body.len())
+    };
+    let head = format!(
+        "POST /api/tools/calculator/execute HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{framing}\r\n\r\n"
+    );
     let mut send = || -> std::io::Result<()> {
         stream.write_all(head.as_bytes())?;
         for chunk in body.chunks(65536) {

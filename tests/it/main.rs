@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod conventions;
 mod durability;
+mod inference;
 mod logs;
 mod playground;
 mod telemetry;
