@@ -56,3 +56,27 @@ mod tests {
         assert!(manifest().iter().any(|m| m.name == EMBEDDING_MODEL));
     }
 }
+
+/// Tells the kernel that the pages of an embedded file are not needed any more (the model was
+/// copied out of them), so they stop counting as this process's resident memory. They are read
+/// again from the executable if a model is ever loaded a second time.
+pub fn release(bytes: &'static [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let start = bytes.as_ptr() as usize;
+        let first = start.div_ceil(page) * page;
+        let end = (start + bytes.len()) / page * page;
+        if end > first {
+            // SAFETY: the range lies inside a read-only mapping of the executable that lives for
+            // the whole process; MADV_DONTNEED on a private file mapping only drops cached pages,
+            // which later reads fault back in unchanged.
+            unsafe {
+                libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_DONTNEED);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = bytes;
+}

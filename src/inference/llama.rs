@@ -298,6 +298,9 @@ impl Llama {
             })
             .collect();
         let m = Tensor::from_vec(mask, (1, 1, seq_len, kv_len), &self.device)?;
+        // One copy per query head of a group (see the attention in `forward`).
+        let n_rep = self.hyper.n_head / self.hyper.n_kv_head;
+        let m = Tensor::cat(&vec![&m; n_rep], 2)?;
         if self.masks.len() < 64 {
             self.masks.insert(key, m.clone());
         }
@@ -346,8 +349,9 @@ impl Llama {
             let q = candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?;
             let (k, v) = layer.cache.append(&k, &v)?;
-            let k = repeat_kv(k, n_head / n_kv)?;
-            let v = repeat_kv(v, n_head / n_kv)?;
+            // Grouped-query attention without copying keys and values per query head: the
+            // query heads that share a kv head are stacked as rows of one matmul.
+            let q = q.reshape((1, n_kv, (n_head / n_kv) * seq_len, hd))?;
             let att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
             let att = match &mask {
                 Some(m) => att.broadcast_add(m)?,
@@ -356,6 +360,7 @@ impl Llama {
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let y = att
                 .matmul(&v)?
+                .reshape((1, n_head, seq_len, hd))?
                 .transpose(1, 2)?
                 .reshape((1, seq_len, n_head * hd))?;
             let x1 = (layer.wo.forward(&y, batched)? + residual)?;
@@ -374,14 +379,6 @@ impl Llama {
             .squeeze(0)?
             .to_dtype(DType::F32)
     }
-}
-
-fn repeat_kv(x: Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x);
-    }
-    let (b, n_kv, seq, hd) = x.dims4()?;
-    Tensor::cat(&vec![&x; n_rep], 2)?.reshape((b, n_kv * n_rep, seq, hd))
 }
 
 fn rope_tables(dim: usize, base: f32, context: usize, dev: &Device) -> Result<(Tensor, Tensor)> {

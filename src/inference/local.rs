@@ -92,6 +92,9 @@ impl ChatEngine {
         )
         .map_err(InferenceError::Load)?;
         let llama = Llama::load(bytes, opts).map_err(load)?;
+        if matches!(source, Source::Embedded(_)) {
+            embedded::release(bytes);
+        }
         let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
         Ok(ChatEngine {
             llama,
@@ -444,12 +447,17 @@ impl LocalEmbedder {
     }
 }
 
-fn load_bert(source: &Source) -> Result<BertEmbedder, InferenceError> {
-    BertEmbedder::load(
-        source.bytes("model.safetensors", Some("model.safetensors"))?,
+pub fn load_bert(source: &Source) -> Result<BertEmbedder, InferenceError> {
+    let weights = source.bytes("model.safetensors", Some("model.safetensors"))?;
+    let model = BertEmbedder::load(
+        weights,
         source.bytes("config.json", Some("config.json"))?,
         source.bytes("tokenizer.json", Some("tokenizer.json"))?,
-    )
+    )?;
+    if matches!(source, Source::Embedded(_)) {
+        embedded::release(weights);
+    }
+    Ok(model)
 }
 
 #[async_trait::async_trait]
