@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
+use super::decoder::Decoder;
 use super::embedded::{CHAT_MODEL, EMBEDDING_MODEL};
-use super::llama::{Llama, LoadOptions};
+use super::llama::LoadOptions;
 use super::local::{ChatEngine, Source};
 use super::{InferenceError, embedded};
 
@@ -20,8 +21,15 @@ pub fn rss_mib() -> f64 {
 
 fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let line = status.lines().find(|l| l.starts_with(key)).unwrap_or_default();
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()).map(|kb| kb / 1024.0).unwrap_or(0.0)
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_default();
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 fn prompt_tokens(engine: &ChatEngine, n: usize) -> Result<Vec<u32>, InferenceError> {
@@ -31,11 +39,11 @@ fn prompt_tokens(engine: &ChatEngine, n: usize) -> Result<Vec<u32>, InferenceErr
     Ok(tokens)
 }
 
-fn tokens_per_s(llama: &mut Llama, tokens: &[u32]) -> Result<f64, InferenceError> {
+fn tokens_per_s(decoder: &mut Decoder, tokens: &[u32]) -> Result<f64, InferenceError> {
     let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
-    llama.reset();
+    decoder.truncate(0).map_err(fail)?;
     let started = Instant::now();
-    llama.forward(tokens).map_err(fail)?;
+    decoder.forward(tokens).map_err(fail)?;
     Ok(tokens.len() as f64 / started.elapsed().as_secs_f64())
 }
 
@@ -69,11 +77,11 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
     let tokens = prompt_tokens(&engine, prompt_len)?;
 
     // Warm up once, then measure.
-    tokens_per_s(&mut engine.llama, &tokens[..32.min(tokens.len())])?;
-    let dense = tokens_per_s(&mut engine.llama, &tokens)?;
+    tokens_per_s(&mut engine.decoder, &tokens[..32.min(tokens.len())])?;
+    let dense = tokens_per_s(&mut engine.decoder, &tokens)?;
 
     let bytes = embedded::file(&format!("{CHAT_MODEL}/model.gguf")).expect("embedded chat model");
-    let mut naive = Llama::load(
+    let mut naive = Decoder::load(
         bytes,
         LoadOptions {
             dense_prefill: false,
@@ -90,13 +98,13 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
         dense / quantized
     );
 
-    engine.llama.reset();
+    engine.decoder.truncate(0).map_err(fail)?;
     let mut logits_token = tokens[..16].to_vec();
-    engine.llama.forward(&logits_token).map_err(fail)?;
+    engine.decoder.forward(&logits_token).map_err(fail)?;
     let started = Instant::now();
     for i in 0..decode_len {
         logits_token = vec![tokens[(16 + i) % tokens.len()]];
-        engine.llama.forward(&logits_token).map_err(fail)?;
+        engine.decoder.forward(&logits_token).map_err(fail)?;
     }
     let decode = decode_len as f64 / started.elapsed().as_secs_f64();
     println!("decode ({decode_len} tokens): {decode:.1} tokens/s");

@@ -40,23 +40,6 @@ pub fn file(path: &str) -> Option<&'static [u8]> {
 pub const CHAT_MODEL: &str = "smollm2-135m-instruct";
 pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_manifest_file_is_embedded_with_its_size() {
-        for m in manifest() {
-            for f in &m.files {
-                let bytes = file(&f.file).unwrap_or_else(|| panic!("{} is not embedded", f.file));
-                assert_eq!(bytes.len() as u64, f.size, "{}", f.file);
-            }
-        }
-        assert!(manifest().iter().any(|m| m.name == CHAT_MODEL));
-        assert!(manifest().iter().any(|m| m.name == EMBEDDING_MODEL));
-    }
-}
-
 /// Tells the kernel that the pages of an embedded file are not needed any more (the model was
 /// copied out of them), so they stop counting as this process's resident memory. They are read
 /// again from the executable if a model is ever loaded a second time.
@@ -79,4 +62,21 @@ pub fn release(bytes: &'static [u8]) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = bytes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_manifest_file_is_embedded_with_its_size() {
+        for m in manifest() {
+            for f in &m.files {
+                let bytes = file(&f.file).unwrap_or_else(|| panic!("{} is not embedded", f.file));
+                assert_eq!(bytes.len() as u64, f.size, "{}", f.file);
+            }
+        }
+        assert!(manifest().iter().any(|m| m.name == CHAT_MODEL));
+        assert!(manifest().iter().any(|m| m.name == EMBEDDING_MODEL));
+    }
 }

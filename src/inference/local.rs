@@ -10,8 +10,9 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
+use super::decoder::Decoder;
 use super::embedder::BertEmbedder;
-use super::llama::{Llama, LoadOptions};
+use super::llama::LoadOptions;
 use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
 use super::{
@@ -60,7 +61,7 @@ impl Source {
 
 /// A loaded chat model: weights, tokenizer, template, and the tokens whose state is cached.
 pub struct ChatEngine {
-    pub llama: Llama,
+    pub decoder: Decoder,
     pub tokenizer: tokenizers::Tokenizer,
     template: ChatTemplate,
     eos: Vec<u32>,
@@ -91,13 +92,13 @@ impl ChatEngine {
             &token_text(tok.eos.first().copied()),
         )
         .map_err(InferenceError::Load)?;
-        let llama = Llama::load(bytes, opts).map_err(load)?;
+        let decoder = Decoder::load(bytes, opts).map_err(load)?;
         if matches!(source, Source::Embedded(_)) {
             embedded::release(bytes);
         }
         let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
         Ok(ChatEngine {
-            llama,
+            decoder,
             tokenizer: tok.tokenizer,
             template,
             eos: tok.eos,
@@ -129,16 +130,17 @@ impl ChatEngine {
             common -= 1; // at least one token must run to get logits
         }
         let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
-        self.llama.truncate(common).map_err(fail)?;
+        let common = self.decoder.reusable(common);
+        self.decoder.truncate(common).map_err(fail)?;
         self.cached.truncate(common);
-        let logits = self.llama.forward(&tokens[common..]).map_err(fail)?;
+        let logits = self.decoder.forward(&tokens[common..]).map_err(fail)?;
         self.cached.extend_from_slice(&tokens[common..]);
         logits.to_vec1::<f32>().map_err(fail)
     }
 
     fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
         let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
-        let logits = self.llama.forward(tokens).map_err(fail)?;
+        let logits = self.decoder.forward(tokens).map_err(fail)?;
         self.cached.extend_from_slice(tokens);
         logits.to_vec1::<f32>().map_err(fail)
     }
@@ -164,12 +166,12 @@ impl ChatEngine {
     ) -> Result<Generation, InferenceError> {
         let prompt = self.prompt(req)?;
         let prompt_tokens = self.encode(&prompt)?;
-        let room = self.llama.hyper.context.saturating_sub(prompt_tokens.len());
+        let room = self.decoder.context().saturating_sub(prompt_tokens.len());
         if room < 2 {
             return Err(InferenceError::InvalidRequest(format!(
                 "the prompt has {} tokens; the model's context holds {}",
                 prompt_tokens.len(),
-                self.llama.hyper.context
+                self.decoder.context()
             )));
         }
         let max_tokens = req.max_tokens.min(room - 1);

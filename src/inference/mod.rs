@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod constrained;
+pub mod decoder;
 pub mod embedded;
 pub mod embedder;
 pub mod llama;
