@@ -3,7 +3,7 @@
 //! run on JSON values.
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::{Compiler, Ctx, Exn, Vars, data};
 use jaq_json::Val;
 use serde_json::Value;
 
@@ -112,7 +112,7 @@ impl Expr {
             serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
         let mut out = Vec::new();
-        for item in self.program.id.run((ctx, input)).map(unwrap_valr) {
+        for item in self.program.id.run((ctx, input)).take(MAX_OUTPUTS) {
             let v = item.map_err(runtime)?;
             out.push(to_json(&v)?);
         }
@@ -124,12 +124,7 @@ impl Expr {
         let input_val: Val =
             serde_json::from_value(input.clone()).map_err(|e| ExprError::Runtime(e.to_string()))?;
         let ctx = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
-        let first = self
-            .program
-            .id
-            .run((ctx, input_val))
-            .map(unwrap_valr)
-            .next();
+        let first = self.program.id.run((ctx, input_val)).next();
         match first {
             None => Err(ExprError::Empty),
             Some(Err(e)) => Err(runtime(e)),
@@ -138,12 +133,21 @@ impl Expr {
     }
 }
 
-/// A jq error's text; `error("boom")` reads `boom`, not `"boom"`.
-fn runtime(e: impl std::fmt::Display) -> ExprError {
-    let text = e.to_string();
-    match serde_json::from_str::<Value>(&text) {
-        Ok(Value::String(s)) => ExprError::Runtime(s),
-        _ => ExprError::Runtime(text),
+/// Most outputs one evaluation may produce (`repeat` and friends are infinite).
+pub const MAX_OUTPUTS: usize = 10_000;
+
+/// A jq error's text; `error("boom")` reads `boom`, not `"boom"`. `halt` is an error here:
+/// jaq's own helper would exit the process.
+fn runtime(e: Exn<Val>) -> ExprError {
+    match e.get_err() {
+        Ok(err) => {
+            let text = err.into_val().to_string();
+            match serde_json::from_str::<Value>(&text) {
+                Ok(Value::String(s)) => ExprError::Runtime(s),
+                _ => ExprError::Runtime(text),
+            }
+        }
+        Err(_) => ExprError::Runtime("`halt` and `halt_error` are not supported".into()),
     }
 }
 
@@ -210,6 +214,16 @@ mod tests {
         ));
         let e = Expr::compile("error(\"boom\")").unwrap();
         assert_eq!(e.eval(&json!(null)), Err(ExprError::Runtime("boom".into())));
+    }
+
+    #[test]
+    fn halt_and_infinite_generators_do_not_take_the_process_down() {
+        let e = Expr::compile("halt").unwrap();
+        assert!(matches!(e.eval(&json!(1)), Err(ExprError::Runtime(_))));
+        let e = Expr::compile("halt_error").unwrap();
+        assert!(matches!(e.eval(&json!("x")), Err(ExprError::Runtime(_))));
+        let e = Expr::compile("repeat(1)").unwrap();
+        assert_eq!(e.eval_all(&json!(null)).unwrap().len(), MAX_OUTPUTS);
     }
 
     #[test]

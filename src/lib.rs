@@ -11,3 +11,4 @@ pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod tools;
+pub mod vector;

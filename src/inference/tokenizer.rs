@@ -3,7 +3,10 @@
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::{AddedToken, Tokenizer};
 
 /// A tokenizer and the ids that matter to generation.
@@ -58,7 +61,20 @@ pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
         .build()
         .map_err(|e| format!("BPE: {e}"))?;
     let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    // llama.cpp's pre-tokenizer "smollm" splits every digit on its own before the GPT-2 split.
+    let pre = ct
+        .metadata
+        .get("tokenizer.ggml.pre")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_default();
+    if pre == "smollm" {
+        tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+        ])));
+    } else {
+        tokenizer.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    }
     tokenizer.with_decoder(Some(ByteLevel::new(false, true, true)));
     // Control (3) and user-defined (4) tokens are matched whole, never split by BPE.
     let special: Vec<AddedToken> = tokens
@@ -83,4 +99,53 @@ pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
         bos: id("tokenizer.ggml.bos_token_id"),
         eos,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::embedded;
+
+    fn tokenizer() -> GgufTokenizer {
+        let bytes = embedded::file(&format!("{}/model.gguf", embedded::CHAT_MODEL)).unwrap();
+        let ct = Content::read(&mut std::io::Cursor::new(bytes)).unwrap();
+        from_gguf(&ct).unwrap()
+    }
+
+    #[test]
+    fn matches_the_reference_tokenization() {
+        let t = tokenizer();
+        let ids = t
+            .tokenizer
+            .encode(
+                "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n",
+                false,
+            )
+            .unwrap();
+        // The ids Hugging Face's SmolLM2 tokenizer gives for the same text.
+        assert_eq!(
+            ids.get_ids(),
+            [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198]
+        );
+        assert_eq!(t.eos, vec![2, 0]);
+        let digits = t.tokenizer.encode("2024", false).unwrap();
+        assert_eq!(digits.get_ids().len(), 4, "digits are split one by one");
+    }
+
+    #[test]
+    fn decoding_round_trips() {
+        let t = tokenizer();
+        for s in [
+            "  leading spaces",
+            "tabs\tand\r\nnewlines",
+            "accents é à ü",
+            "日本語 한국어",
+            "emoji 👩‍💻🎉",
+            "{\"json\": [1, 2.5]}",
+            "",
+        ] {
+            let ids = t.tokenizer.encode(s, false).unwrap();
+            assert_eq!(t.tokenizer.decode(ids.get_ids(), false).unwrap(), s);
+        }
+    }
 }

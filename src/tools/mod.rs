@@ -49,7 +49,7 @@ pub struct ToolContext {
 
 enum Kind {
     Builtin(String),
-    Jq(Expr),
+    Jq(Arc<Expr>),
     Http(http::HttpTool),
     Command(command::CommandTool),
 }
@@ -98,7 +98,9 @@ impl Tool {
             }
             Kind::Builtin(name.clone())
         } else if let Some(code) = &cfg.jq {
-            Kind::Jq(Expr::compile(code).map_err(|e| bad("jq", e.to_string()))?)
+            Kind::Jq(Arc::new(
+                Expr::compile(code).map_err(|e| bad("jq", e.to_string()))?,
+            ))
         } else if let Some(h) = &cfg.http {
             Kind::Http(http::HttpTool::new(h, client.clone()).map_err(|e| bad("http", e))?)
         } else if let Some(c) = &cfg.command {
@@ -127,7 +129,17 @@ impl Tool {
         tracing::debug!(tool = %self.id, run_id = ctx.run_id.as_deref().unwrap_or(""), "executing tool");
         match &self.kind {
             Kind::Builtin(name) => builtin::run(name, &input),
-            Kind::Jq(expr) => Ok(expr.eval(&input)?),
+            Kind::Jq(expr) => {
+                // jq can loop forever; evaluate off the executor and stop waiting at the timeout.
+                let expr = expr.clone();
+                with_timeout(DEFAULT_TIMEOUT, async move {
+                    tokio::task::spawn_blocking(move || expr.eval(&input))
+                        .await
+                        .map_err(|e| ToolError::Failed(format!("the jq evaluation failed: {e}")))?
+                        .map_err(ToolError::from)
+                })
+                .await
+            }
             Kind::Http(h) => h.call(&input).await,
             Kind::Command(c) => c.run(&input, ctx).await,
         }
