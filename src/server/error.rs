@@ -10,6 +10,7 @@ use crate::expr::ExprError;
 use crate::inference::InferenceError;
 use crate::storage::StorageError;
 use crate::tools::ToolError;
+use crate::vector::VectorError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -120,6 +121,20 @@ impl From<InferenceError> for ApiError {
             }
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<VectorError> for ApiError {
+    fn from(e: VectorError) -> Self {
+        match e {
+            VectorError::StoreNotFound(_) | VectorError::IndexNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            VectorError::Invalid(_) | VectorError::Filter(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            VectorError::Storage(m) => ApiError::internal(m),
+        }
     }
 }
 

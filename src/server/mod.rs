@@ -11,6 +11,7 @@ mod state;
 mod system;
 mod telemetry;
 mod tools;
+mod vector;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,6 +102,8 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     let tools = ToolRegistry::from_project(&project)?;
     let models = crate::inference::Models::from_project(&project)?;
     let capture = LogCapture::start(store.clone(), &project.server.logs);
+    let vectors =
+        crate::vector::store::VectorStores::new(project.vector_stores.keys().cloned(), &store);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
@@ -110,6 +113,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         shutdown: shutdown_rx,
         tools,
         models,
+        vectors,
         store,
         project,
     });
@@ -157,6 +161,15 @@ fn api_router() -> Router {
             Router::with_path("api/telemetry")
                 .get(telemetry::list)
                 .post(telemetry::ingest),
+        )
+        .push(Router::with_path("api/vector/{vectorName}/upsert").post(vector::upsert))
+        .push(Router::with_path("api/vector/{vectorName}/create-index").post(vector::create_index))
+        .push(Router::with_path("api/vector/{vectorName}/query").post(vector::query))
+        .push(Router::with_path("api/vector/{vectorName}/indexes").get(vector::list))
+        .push(
+            Router::with_path("api/vector/{vectorName}/indexes/{indexName}")
+                .get(vector::describe)
+                .delete(vector::delete),
         );
     pending::routes(router)
 }

@@ -103,12 +103,6 @@ pending_routes! {
     get_api_scores_scorer_scorer_id get "scores" "api/scores/scorer/{scorerId}";
     get_api_scores_scorers get "scores" "api/scores/scorers";
     get_api_scores_scorers_scorer_id get "scores" "api/scores/scorers/{scorerId}";
-    post_api_vector_vector_name_create_index post "vector" "api/vector/{vectorName}/create-index";
-    get_api_vector_vector_name_indexes get "vector" "api/vector/{vectorName}/indexes";
-    delete_api_vector_vector_name_indexes_index_name delete "vector" "api/vector/{vectorName}/indexes/{indexName}";
-    get_api_vector_vector_name_indexes_index_name get "vector" "api/vector/{vectorName}/indexes/{indexName}";
-    post_api_vector_vector_name_query post "vector" "api/vector/{vectorName}/query";
-    post_api_vector_vector_name_upsert post "vector" "api/vector/{vectorName}/upsert";
     get_api_workflows get "workflows" "api/workflows";
     get_api_workflows_legacy get "legacyWorkflows" "api/workflows/legacy";
     get_api_workflows_legacy_workflow_id get "legacyWorkflows" "api/workflows/legacy/{workflowId}";

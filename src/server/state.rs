@@ -15,6 +15,8 @@ pub struct AppState {
     pub tools: ToolRegistry,
     /// Generators and embedders by model name.
     pub models: Models,
+    /// Vector stores by name.
+    pub vectors: crate::vector::store::VectorStores,
     pub store: Store,
     /// Largest accepted request body, in bytes.
     pub body_limit: usize,

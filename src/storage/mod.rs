@@ -9,6 +9,7 @@
 
 pub mod collection;
 pub mod journal;
+pub mod vectors;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +116,8 @@ impl Store {
             for j in journal::ALL {
                 j.create_tables(tx)?;
             }
+            tx.open_table(vectors::INDEXES)?;
+            tx.open_table(vectors::RECORDS)?;
             Ok(())
         })?;
         Ok(store)

@@ -3,6 +3,7 @@
 
 pub mod filter;
 pub mod index;
+pub mod store;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VectorError {
