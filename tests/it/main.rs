@@ -11,3 +11,4 @@ mod logs;
 mod playground;
 mod telemetry;
 mod tools;
+mod vector;
