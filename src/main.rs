@@ -31,8 +31,15 @@ enum Command {
         #[arg(long, short, env = "EDGESTRA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Measure the embedded models on this machine: prefill, decode, embeddings, memory.
+    /// Measure this machine: `models` (prefill, decode, embeddings, memory) or `vector`
+    /// (HNSW build, recall, queries per second).
     Bench {
+        /// What to measure.
+        #[arg(value_enum, default_value = "models")]
+        target: BenchTarget,
+        /// Vectors for the vector benchmark.
+        #[arg(long, default_value_t = 100_000)]
+        vectors: usize,
         /// Prompt length for the prefill measurement, in tokens.
         #[arg(long, default_value_t = 400)]
         prompt_tokens: usize,
@@ -40,6 +47,12 @@ enum Command {
         #[arg(long, default_value_t = 128)]
         decode_tokens: usize,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchTarget {
+    Models,
+    Vector,
 }
 
 #[derive(clap::Args)]
@@ -217,8 +230,17 @@ async fn main() -> ExitCode {
         Command::Validate { file } => validate(&file),
         Command::Models { config } => models(config.as_deref()),
         Command::Bench {
+            target: BenchTarget::Vector,
+            vectors,
+            ..
+        } => {
+            edgestra::vector::bench::run(vectors, 384, 1000, 1000);
+            ExitCode::SUCCESS
+        }
+        Command::Bench {
             prompt_tokens,
             decode_tokens,
+            ..
         } => match edgestra::inference::bench::run(prompt_tokens, decode_tokens) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

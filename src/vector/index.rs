@@ -39,16 +39,41 @@ impl Metric {
     }
 }
 
+// Eight independent accumulators let the compiler use SIMD lanes (a single running float sum
+// must keep its order and cannot be vectorised).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn l2(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
         .map(|(x, y)| (x - y) * (x - y))
-        .sum::<f32>()
-        .sqrt()
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            let d = x[i] - y[i];
+            acc[i] += d * d;
+        }
+    }
+    (acc.iter().sum::<f32>() + tail).sqrt()
 }
 
 /// The graph's dissimilarity: smaller is closer, never negative (hnsw_rs asserts that).
@@ -72,7 +97,7 @@ impl Distance<f32> for GraphDistance {
 
 /// Graph parameters: 16 links per node, construction and search breadth.
 const LINKS: usize = 16;
-const EF_CONSTRUCTION: usize = 200;
+const EF_CONSTRUCTION: usize = 100;
 const MAX_LAYERS: usize = 16;
 /// Filters matching at most this share of the live vectors are answered by exact search.
 const EXACT_SHARE: f64 = 0.05;
@@ -244,6 +269,15 @@ impl VectorIndex {
         scored
     }
 
+    /// Ids of the exact `k` best (the baseline the benchmark measures recall against).
+    pub fn exact_ids(&self, query: &[f32], k: usize, filter: Option<&Filter>) -> Vec<String> {
+        let keep = |s: usize| filter.is_none_or(|f| f.matches(&self.metadata[s]));
+        self.exact(query, k, &keep)
+            .into_iter()
+            .map(|(s, _)| self.ids[s].clone().expect("live slot"))
+            .collect()
+    }
+
     /// The `k` best live vectors for `query` (prepared) among those `filter` keeps: exact when
     /// the filter is selective, otherwise a graph search, falling back to exact when the graph
     /// finds fewer than `min(k, matches)`.
@@ -252,32 +286,43 @@ impl VectorIndex {
             return Vec::new();
         }
         let filter = filter.filter(|f| !f.is_empty());
-        let matching: Option<Vec<bool>> = filter.map(|f| {
-            self.metadata
+        let live = |s: usize| self.ids[s].is_some();
+        // The filter is evaluated lazily, on the nodes the graph search visits; a sample tells
+        // whether it is selective enough to go straight to exact search.
+        let seen: std::cell::RefCell<HashMap<usize, bool>> = Default::default();
+        let keep = |s: usize| match filter {
+            None => true,
+            Some(f) => *seen
+                .borrow_mut()
+                .entry(s)
+                .or_insert_with(|| f.matches(&self.metadata[s])),
+        };
+        let share = filter.map_or(1.0, |f| {
+            let step = (self.ids.len() / 512).max(1);
+            let sample: Vec<usize> = (0..self.ids.len())
+                .step_by(step)
+                .filter(|s| live(*s))
+                .collect();
+            let hits = sample
                 .iter()
-                .enumerate()
-                .map(|(s, m)| self.ids[s].is_some() && f.matches(m))
-                .collect()
+                .filter(|s| f.matches(&self.metadata[**s]))
+                .count();
+            hits as f64 / sample.len().max(1) as f64
         });
-        let matches = matching
-            .as_ref()
-            .map(|m| m.iter().filter(|x| **x).count())
-            .unwrap_or(self.len());
-        let want = k.min(matches);
-        if want == 0 {
-            return Vec::new();
-        }
-        let keep = |s: usize| matching.as_ref().is_none_or(|m| m[s]);
-        let exact_first = (matches as f64) <= EXACT_SHARE * self.len() as f64 || self.len() <= 256;
+        let exact_first = self.len() <= 256 || share <= EXACT_SHARE;
         let mut found: Vec<(usize, f32)> = Vec::new();
         if !exact_first {
             let dead = self.ids.len() > self.slots.len();
-            let ef = self.ef_search.max(k);
-            let allowed = |d: &usize| self.ids[*d].is_some() && keep(*d);
-            let neighbours = if matching.is_some() || dead {
-                self.graph.search_filter(query, k, ef, Some(&allowed))
+            // With a filter, ask the graph for proportionally more neighbours and keep the
+            // matching ones (hnsw_rs's own filtered search is slow on wide searches).
+            let wanted = ((k as f64 / share.max(EXACT_SHARE)) * 2.0).ceil() as usize;
+            let ef = self.ef_search.max(wanted);
+            let allowed = |d: &usize| live(*d) && keep(*d);
+            let neighbours = if dead {
+                self.graph
+                    .search_filter(query, wanted, ef, Some(&|d: &usize| live(*d)))
             } else {
-                self.graph.search(query, k, ef)
+                self.graph.search(query, wanted, ef)
             };
             found = neighbours
                 .into_iter()
@@ -287,7 +332,9 @@ impl VectorIndex {
             found.sort_by(|a, b| b.1.total_cmp(&a.1));
             found.dedup_by_key(|f| f.0);
         }
-        if found.len() < want {
+        // Fewer than k from the graph: either fewer match, or the graph missed some; exact
+        // search settles it (it never returns fewer than min(k, matches)).
+        if found.len() < k {
             found = self.exact(query, k, &keep);
         }
         found

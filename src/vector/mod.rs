@@ -1,6 +1,7 @@
 //! The vector store: named stores of named indexes, each an in-memory HNSW graph
 //! ([`index::VectorIndex`]) over records kept in redb ([`persist`]).
 
+pub mod bench;
 pub mod filter;
 pub mod index;
 pub mod store;
