@@ -25,6 +25,30 @@ enum Command {
         /// The project file (YAML or JSON).
         file: PathBuf,
     },
+    /// Chunk text and markdown files, embed the chunks and store them in a vector index.
+    Ingest {
+        /// The vector store (a name under `vector_stores:`, or `default`).
+        #[arg(long, default_value = "default")]
+        store: String,
+        /// The index; created when missing.
+        #[arg(long)]
+        index: String,
+        /// Files or folders (folders are searched for .txt, .md, .markdown, .rst).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Characters per chunk.
+        #[arg(long, default_value_t = 800)]
+        chunk_size: usize,
+        /// Characters shared by consecutive chunks.
+        #[arg(long, default_value_t = 100)]
+        overlap: usize,
+        /// Project file (for the store's embedder); as for `serve`.
+        #[arg(long, short, env = "EDGESTRA_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory of the server whose store to fill (the server must not be running).
+        #[arg(long, env = "EDGESTRA_DATA_DIR", default_value = "./.edgestra")]
+        data_dir: PathBuf,
+    },
     /// List the models: those embedded in this binary and those a project file names.
     Models {
         /// A project file whose `models:` to list as well.
@@ -176,6 +200,90 @@ fn validate(file: &Path) -> ExitCode {
     }
 }
 
+async fn ingest(
+    store_name: &str,
+    index: &str,
+    paths: &[PathBuf],
+    chunk_size: usize,
+    overlap: usize,
+    config: Option<&Path>,
+    data_dir: &Path,
+) -> ExitCode {
+    use edgestra::vector::ingest;
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("edgestra ingest: {e}");
+        ExitCode::FAILURE
+    };
+    let project = match load_project(config) {
+        Ok((p, _)) => p,
+        Err(e) => return fail(&e),
+    };
+    let files = match ingest::collect_files(paths) {
+        Ok(f) if f.is_empty() => return fail(&"no text or markdown files found"),
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    let embedder_name = project
+        .vector_stores
+        .get(store_name)
+        .and_then(|s| s.embedder.clone())
+        .unwrap_or_else(|| edgestra::inference::embedded::EMBEDDING_MODEL.to_string());
+    let models = match edgestra::inference::Models::from_project(&project) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let Some(embedder) = models.embedder(&embedder_name) else {
+        return fail(&format!(
+            "model `{embedder_name}` is not an embedding model"
+        ));
+    };
+    let db = match edgestra::storage::Store::open(data_dir) {
+        Ok(db) => db,
+        Err(e) => return fail(&e),
+    };
+    let stores =
+        edgestra::vector::store::VectorStores::new(project.vector_stores.keys().cloned(), &db);
+    let store = match stores.get(store_name) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let mut chunks = Vec::new();
+    for f in &files {
+        match ingest::chunks_of(f, chunk_size, overlap) {
+            Ok(c) => chunks.extend(c),
+            Err(e) => return fail(&e),
+        }
+    }
+    let bar = indicatif::ProgressBar::new(chunks.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} chunks · {per_sec} · ETA {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    let total = chunks.len();
+    let mut rest = chunks;
+    while !rest.is_empty() {
+        let batch: Vec<_> = rest.drain(..rest.len().min(32)).collect();
+        if let Some(first) = batch.first() {
+            bar.set_message(first.source.clone());
+        }
+        let n = batch.len();
+        if let Err(e) = ingest::upsert_chunks(store.clone(), index, embedder.as_ref(), batch).await
+        {
+            bar.abandon();
+            return fail(&e);
+        }
+        bar.inc(n as u64);
+    }
+    bar.finish_with_message("done");
+    println!(
+        "ingested {total} chunks from {} file(s) into {store_name}/{index}",
+        files.len()
+    );
+    ExitCode::SUCCESS
+}
+
 fn models(config: Option<&Path>) -> ExitCode {
     println!(
         "{:<24} {:<10} {:>9}  {:<12} source",
@@ -229,6 +337,26 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Validate { file } => validate(&file),
         Command::Models { config } => models(config.as_deref()),
+        Command::Ingest {
+            store,
+            index,
+            paths,
+            chunk_size,
+            overlap,
+            config,
+            data_dir,
+        } => {
+            ingest(
+                &store,
+                &index,
+                &paths,
+                chunk_size,
+                overlap,
+                config.as_deref(),
+                &data_dir,
+            )
+            .await
+        }
         Command::Bench {
             target: BenchTarget::Vector,
             vectors,

@@ -167,6 +167,26 @@ pub struct ToolConfig {
     pub jq: Option<String>,
     pub http: Option<HttpToolConfig>,
     pub command: Option<CommandToolConfig>,
+    /// Semantic search over a vector index (RAG): the input `query` is embedded and the nearest
+    /// chunks are returned.
+    pub vector_query: Option<VectorQueryToolConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorQueryToolConfig {
+    /// A name under `vector_stores:` (default `default`).
+    #[serde(default = "VectorQueryToolConfig::default_store")]
+    pub store: String,
+    pub index: String,
+    /// Results returned when the input does not say (default 5).
+    pub top_k: Option<usize>,
+}
+
+impl VectorQueryToolConfig {
+    fn default_store() -> String {
+        "default".into()
+    }
 }
 
 /// An HTTP call; `url` and `body` are jq expressions over the tool input.

@@ -49,11 +49,21 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
             tool.jq.is_some(),
             tool.http.is_some(),
             tool.command.is_some(),
+            tool.vector_query.is_some(),
         ];
         if kinds.iter().filter(|k| **k).count() != 1 {
             c.at(
                 &at,
-                format!("tool `{name}` needs exactly one of `builtin`, `jq`, `http`, `command`"),
+                format!("tool `{name}` needs exactly one of `builtin`, `jq`, `http`, `command`, `vector_query`"),
+            );
+        }
+        if let Some(vq) = &tool.vector_query
+            && vq.store != "default"
+            && !c.declared("vector_stores", &vq.store)
+        {
+            c.at(
+                &format!("{at}/vector_query/store"),
+                format!("vector store `{}` is not defined", vq.store),
             );
         }
         if let Some(b) = &tool.builtin

@@ -99,11 +99,15 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
         .expect("storage open task")?;
-    let tools = ToolRegistry::from_project(&project)?;
     let models = crate::inference::Models::from_project(&project)?;
-    let capture = LogCapture::start(store.clone(), &project.server.logs);
     let vectors =
         crate::vector::store::VectorStores::new(project.vector_stores.keys().cloned(), &store);
+    let services = crate::tools::ToolServices {
+        models: models.clone(),
+        vectors: vectors.clone(),
+    };
+    let tools = ToolRegistry::from_project(&project, &services)?;
+    let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),

@@ -5,6 +5,7 @@ pub mod builtin;
 mod command;
 mod http;
 pub mod schema;
+pub mod vector_query;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{Project, ToolConfig};
 use crate::expr::{Expr, ExprError};
 use schema::Schema;
+pub use vector_query::ToolServices;
 
 /// Longest a tool may run when the project file sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +54,7 @@ enum Kind {
     Jq(Arc<Expr>),
     Http(http::HttpTool),
     Command(command::CommandTool),
+    VectorQuery(vector_query::VectorQueryTool),
 }
 
 /// A tool ready to run.
@@ -75,13 +78,24 @@ impl std::fmt::Debug for Tool {
 }
 
 impl Tool {
-    fn build(key: &str, cfg: &ToolConfig, client: &reqwest::Client) -> Result<Tool, ToolError> {
+    fn build(
+        key: &str,
+        cfg: &ToolConfig,
+        client: &reqwest::Client,
+        project: &Project,
+        services: &ToolServices,
+    ) -> Result<Tool, ToolError> {
         let bad = |what: &str, e: String| ToolError::Config(format!("tool `{key}`: {what}: {e}"));
         let builtin = cfg.builtin.as_deref().and_then(builtin::spec);
         let input_raw = cfg
             .input_schema
             .clone()
             .or_else(|| builtin.as_ref().map(|b| (b.input_schema)()))
+            .or_else(|| {
+                cfg.vector_query
+                    .as_ref()
+                    .map(|_| vector_query::input_schema())
+            })
             .unwrap_or_else(|| json!({"type": "object"}));
         let output_raw = cfg
             .output_schema
@@ -105,6 +119,11 @@ impl Tool {
             Kind::Http(http::HttpTool::new(h, client.clone()).map_err(|e| bad("http", e))?)
         } else if let Some(c) = &cfg.command {
             Kind::Command(command::CommandTool::new(c))
+        } else if let Some(v) = &cfg.vector_query {
+            Kind::VectorQuery(
+                vector_query::VectorQueryTool::new(v, project, services)
+                    .map_err(|e| bad("vector_query", e))?,
+            )
         } else {
             return Err(ToolError::Config(format!("tool `{key}` has no kind")));
         };
@@ -142,6 +161,7 @@ impl Tool {
             }
             Kind::Http(h) => h.call(&input).await,
             Kind::Command(c) => c.run(&input, ctx).await,
+            Kind::VectorQuery(v) => v.run(&input).await,
         }
     }
 }
@@ -153,11 +173,17 @@ pub struct ToolRegistry {
 }
 
 impl ToolRegistry {
-    pub fn from_project(project: &Project) -> Result<ToolRegistry, ToolError> {
+    pub fn from_project(
+        project: &Project,
+        services: &ToolServices,
+    ) -> Result<ToolRegistry, ToolError> {
         let client = crate::net::http_client().map_err(ToolError::Config)?;
         let mut tools = IndexMap::new();
         for (key, cfg) in &project.tools {
-            tools.insert(key.clone(), Arc::new(Tool::build(key, cfg, &client)?));
+            tools.insert(
+                key.clone(),
+                Arc::new(Tool::build(key, cfg, &client, project, services)?),
+            );
         }
         Ok(ToolRegistry { tools })
     }
@@ -206,7 +232,7 @@ mod tests {
 
     fn registry(yaml: &str) -> ToolRegistry {
         let project = crate::config::check(yaml, &|_| None).unwrap();
-        ToolRegistry::from_project(&project).unwrap()
+        ToolRegistry::from_project(&project, &ToolServices::default()).unwrap()
     }
 
     #[tokio::test]

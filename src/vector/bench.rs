@@ -42,6 +42,8 @@ pub fn run(n: usize, dimension: usize, queries: usize, clusters: usize) {
     let data: Vec<Vec<f64>> = (0..n)
         .map(|i| around(&centers[i % clusters], spread * 0.6, &mut rng))
         .collect();
+    // Buckets drawn independently of the clusters, so a bucket filter keeps 10% of every cluster.
+    let buckets: Vec<u32> = (0..n).map(|_| rng.random_range(0..10)).collect();
     let qs: Vec<Vec<f64>> = (0..queries)
         .map(|_| {
             around(
@@ -66,7 +68,7 @@ pub fn run(n: usize, dimension: usize, queries: usize, clusters: usize) {
                 (
                     format!("v{i}"),
                     ix.prepare(v).expect("finite"),
-                    json!({"bucket": i % 10}),
+                    json!({"bucket": buckets[i]}),
                 )
             })
             .collect();

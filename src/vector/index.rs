@@ -96,7 +96,7 @@ impl Distance<f32> for GraphDistance {
 }
 
 /// Graph parameters: 16 links per node, construction and search breadth.
-const LINKS: usize = 16;
+const LINKS: usize = 24;
 const EF_CONSTRUCTION: usize = 100;
 const MAX_LAYERS: usize = 16;
 /// Filters matching at most this share of the live vectors are answered by exact search.

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod filter;
 pub mod index;
+pub mod ingest;
 pub mod store;
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use edgestra::inference::Embedder;
+
 fn edgestra() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgestra"))
 }
@@ -91,4 +93,124 @@ fn serve_prints_its_urls_and_stops_on_sigterm() {
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_chunks_embeds_and_stores_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    std::fs::write(
+        docs.join("cats.md"),
+        "# Cats\n\nCats are small domesticated felines that purr and chase mice.",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("sub/rust.txt"),
+        "Rust is a systems programming language focused on memory safety.",
+    )
+    .unwrap();
+    std::fs::write(docs.join("ignored.bin"), [0u8, 1, 2]).unwrap();
+    let data = dir.path().join("data");
+    let out = edgestra()
+        .args(["ingest", "--index", "kb", "--data-dir"])
+        .arg(&data)
+        .arg(&docs)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("ingested 2 chunks from 2 file(s) into default/kb")
+    );
+
+    // The server on the same data directory finds them by meaning.
+    let yaml = "tools:\n  kb:\n    description: Search the knowledge base\n    vector_query: { index: kb, top_k: 1 }\n";
+    let project = edgestra::config::load_str(yaml, "test").unwrap();
+    let opts = edgestra::server::ServeOptions {
+        host: "127.0.0.1".into(),
+        port: 0,
+        data_dir: data.clone(),
+        api_key: None,
+        dev: false,
+    };
+    let server = edgestra::server::start(project, opts).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let stats: serde_json::Value = client
+        .get(format!("{base}/api/vector/default/indexes/kb"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats,
+        serde_json::json!({"dimension": 384, "count": 2, "metric": "cosine"})
+    );
+    let embedder = server.state.models.embedder("all-minilm-l6-v2").unwrap();
+    let q = embedder
+        .embed(vec!["Which animal purrs?".into()])
+        .await
+        .unwrap()
+        .remove(0);
+    let res: serde_json::Value = client
+        .post(format!("{base}/api/vector/default/query"))
+        .json(&serde_json::json!({"indexName": "kb", "queryVector": q, "topK": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let top = &res["results"][0]["metadata"];
+    assert!(
+        top["source"].as_str().unwrap().ends_with("cats.md"),
+        "{res}"
+    );
+    assert_eq!(top["chunk"], 0);
+    assert!(top["text"].as_str().unwrap().contains("purr"));
+
+    // The same search as a tool an agent can call (RAG).
+    let tool: serde_json::Value = client
+        .post(format!("{base}/api/tools/kb/execute"))
+        .json(&serde_json::json!({"data": {"query": "a language for safe systems code"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tool["results"].as_array().unwrap().len(), 1, "{tool}");
+    assert!(
+        tool["results"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Rust"),
+        "{tool}"
+    );
+    let bad = client
+        .post(format!("{base}/api/tools/kb/execute"))
+        .json(&serde_json::json!({"data": {"q": 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    server.stop().await;
+
+    // Missing paths are a clear error.
+    let out = edgestra()
+        .args(["ingest", "--index", "kb", "--data-dir"])
+        .arg(&data)
+        .arg(dir.path().join("nope"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }
