@@ -81,6 +81,14 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         self.handle.stop_graceful(Some(Duration::from_secs(10)));
         let _ = (&mut self.task).await;
+        // Connection tasks that were idle at the stop may still hold the state (and with it the
+        // data file) for a moment; wait for them so that the data directory is free on return.
+        for _ in 0..250 {
+            if Arc::strong_count(&self.state) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if let Some(capture) = self.capture.take() {
             let _ = tokio::task::spawn_blocking(move || drop(capture)).await;
         }

@@ -82,7 +82,7 @@ pub fn run(n: usize, dimension: usize, queries: usize, clusters: usize) {
     let truth: Vec<Vec<String>> = prepared.iter().map(|q| ix.exact_ids(q, 10, None)).collect();
     let exact_qps = queries as f64 / started.elapsed().as_secs_f64();
 
-    for ef in [32, 64, 128] {
+    for ef in [32, 64, 96, 128] {
         ix.ef_search = ef;
         let started = Instant::now();
         let got: Vec<Vec<String>> = prepared
@@ -111,7 +111,7 @@ pub fn run(n: usize, dimension: usize, queries: usize, clusters: usize) {
             qps1 / exact_qps
         );
     }
-    ix.ef_search = 64;
+    ix.ef_search = 96;
     let filter = Filter::parse(&json!({"bucket": 3})).expect("valid filter");
     let truth: Vec<Vec<String>> = prepared
         .iter()

@@ -134,7 +134,7 @@ impl VectorIndex {
             vectors: Vec::new(),
             metadata: Vec::new(),
             graph: new_graph(metric, capacity),
-            ef_search: 64,
+            ef_search: 96,
         }
     }
 

@@ -2,8 +2,6 @@
 
 use std::process::Command;
 
-use edgestra::inference::Embedder;
-
 fn edgestra() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgestra"))
 }
