@@ -29,3 +29,15 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 FIXTURE="$PWD/tests/conformance/fixture.json" ONLY="$CONFORMANCE_GROUPS" bash "$suite/run.sh" "http://127.0.0.1:$port"
+
+# The playground in a real browser (headless Chromium driven by playwright-core).
+if command -v chromium >/dev/null 2>&1; then
+  pw=${XDG_CACHE_HOME:-$HOME/.cache}/edgestra-playwright
+  if [ ! -f "$pw/node_modules/playwright-core/package.json" ]; then
+    mkdir -p "$pw"
+    npm install --prefix "$pw" --no-audit --no-fund --loglevel=error playwright-core@1.65.1 >/dev/null
+  fi
+  PLAYWRIGHT_FROM="$pw" BASE_URL="http://127.0.0.1:$port" node tests/ui/playground.mjs
+else
+  echo "playground: chromium is not installed; the browser test was not run"
+fi

@@ -29,6 +29,14 @@ async fn with_store<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
+/// The body's non-empty `indexName`.
+fn index_name(body: &serde_json::Map<String, Value>) -> Option<String> {
+    body.get("indexName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
 fn numbers(v: &Value) -> Option<Vec<f64>> {
     v.as_array()?.iter().map(Value::as_f64).collect()
 }
@@ -40,12 +48,7 @@ pub async fn upsert(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>,
     let required = || {
         ApiError::bad_request("Invalid request index. indexName and vectors array are required.")
     };
-    let index = body
-        .get("indexName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(required)?
-        .to_string();
+    let index = index_name(&body).ok_or_else(required)?;
     let rows = body
         .get("vectors")
         .and_then(Value::as_array)
@@ -97,12 +100,7 @@ pub async fn create_index(req: &mut Request, depot: &mut Depot) -> Result<Json<V
             "Invalid request index, indexName and positive dimension number are required.",
         )
     };
-    let index = body
-        .get("indexName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(required)?
-        .to_string();
+    let index = index_name(&body).ok_or_else(required)?;
     let dimension = body
         .get("dimension")
         .and_then(Value::as_f64)
@@ -130,12 +128,7 @@ pub async fn query(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, 
             "Invalid request query. indexName and queryVector array are required.",
         )
     };
-    let index = body
-        .get("indexName")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(required)?
-        .to_string();
+    let index = index_name(&body).ok_or_else(required)?;
     let query_vector = body
         .get("queryVector")
         .and_then(numbers)

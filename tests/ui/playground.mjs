@@ -1,0 +1,54 @@
+// Drives the playground in headless Chromium (playwright-core, the system browser): the tools
+// page lists the project's tools, a tool's form is built from its schema, and executing it
+// shows the result; a bad input shows the server's validation error.
+// Usage: PLAYWRIGHT_FROM=<dir with node_modules/playwright-core> BASE_URL=http://127.0.0.1:4111 node playground.mjs [screenshot.png]
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const require = createRequire(path.join(path.resolve(process.env.PLAYWRIGHT_FROM || '.'), 'package.json'));
+const { chromium } = require('playwright-core');
+const BASE = process.env.BASE_URL || 'http://127.0.0.1:4111';
+let passed = 0, failed = 0;
+async function check(name, fn) {
+  try { await fn(); passed++; console.log(`PASS ${name}`); }
+  catch (e) { failed++; console.log(`FAIL ${name}: ${String(e.message || e).split('\n')[0]}`); }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+page.setDefaultTimeout(10000);
+try {
+  await check('playground.connects', async () => {
+    await page.goto(`${BASE}/`);
+    await page.waitForFunction(() => document.querySelector('[data-testid="conn"]')?.textContent.trim() === 'connected');
+  });
+  await check('playground.lists-tools', async () => {
+    await page.goto(`${BASE}/#/tools`);
+    await page.waitForSelector('[data-testid="tool-link-weatherTool"]');
+  });
+  await check('playground.executes-a-tool', async () => {
+    await page.click('[data-testid="tool-link-weatherTool"]');
+    await page.waitForSelector('[data-testid="tool-form"] [name="city"]');
+    await page.fill('[data-testid="tool-form"] [name="city"]', 'Lisbon');
+    await page.click('[data-testid="tool-execute"]');
+    const result = await page.waitForSelector('[data-testid="tool-result"]:has-text("temperatureC")');
+    const text = await result.textContent();
+    if (!text.includes('Lisbon')) throw new Error(`result does not name the city: ${text}`);
+  });
+  await check('playground.shows-validation-errors', async () => {
+    await page.goto(`${BASE}/tools/weatherTool`);
+    await page.waitForSelector('[data-testid="tool-form"]');
+    await page.click('[data-testid="tool-raw-toggle"]');
+    await page.fill('[data-testid="tool-raw"]', '{"city": 5}');
+    await page.click('[data-testid="tool-execute"]');
+    await page.waitForSelector('[data-testid="tool-error"]:has-text("Invalid tool input")');
+  });
+  if (process.argv[2]) await page.screenshot({ path: process.argv[2], fullPage: true });
+} finally {
+  await browser.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
