@@ -37,7 +37,16 @@ if command -v chromium >/dev/null 2>&1; then
     mkdir -p "$pw"
     npm install --prefix "$pw" --no-audit --no-fund --loglevel=error playwright-core@1.65.1 >/dev/null
   fi
-  PLAYWRIGHT_FROM="$pw" BASE_URL="http://127.0.0.1:$port" node tests/ui/playground.mjs
+  keyed_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  ./target/release/edgestra serve --port "$keyed_port" --data-dir "$data/keyed" --api-key ui-test-key >"$data/keyed.log" 2>&1 &
+  keyed=$!
+  trap 'kill "$server" "$keyed" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$data"' EXIT
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$keyed_port/api" && break
+    sleep 0.1
+  done
+  PLAYWRIGHT_FROM="$pw" BASE_URL="http://127.0.0.1:$port" KEYED_URL="http://127.0.0.1:$keyed_port" KEYED_KEY=ui-test-key \
+    node tests/ui/playground.mjs
 else
   echo "playground: chromium is not installed; the browser test was not run"
 fi

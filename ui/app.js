@@ -40,8 +40,26 @@ function entriesOf(data) {
 /* ---------- HTTP ---------- */
 
 // Resolves to {ok, status, data} or {ok:false, status, error, details}; never throws.
-async function api(method, path, body) {
+// A server started with an API key answers 401 until the page sends it; the key is asked for
+// once and kept in this browser.
+const KEY_STORE = 'edgestra.apiKey';
+
+async function api(method, path, body, retried) {
+  const res = await apiOnce(method, path, body);
+  if (res.status === 401 && !retried) {
+    const key = window.prompt('This edgestra server needs its API key:');
+    if (key) {
+      localStorage.setItem(KEY_STORE, key.trim());
+      return api(method, path, body, true);
+    }
+  }
+  return res;
+}
+
+async function apiOnce(method, path, body) {
   const init = { method, headers: { accept: 'application/json' } };
+  const key = localStorage.getItem(KEY_STORE);
+  if (key) init.headers.authorization = 'Bearer ' + key;
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);

@@ -540,6 +540,25 @@ mod tests {
             })
             .unwrap();
         assert_eq!(streamed, g.text);
+        // A separate non-streaming run with a fixed seed (and sampling on) gives the same text.
+        let mut seeded = greedy("Name three colours.", 30);
+        seeded.sampling = SamplingParams {
+            temperature: 0.8,
+            seed: Some(11),
+            ..Default::default()
+        };
+        let mut streamed = String::new();
+        let a = e
+            .generate(&seeded, &mut |d| {
+                streamed.push_str(d);
+                true
+            })
+            .unwrap();
+        let b = e.generate(&seeded, &mut |_| true).unwrap();
+        assert_eq!(
+            (streamed.as_str(), a.text.as_str()),
+            (b.text.as_str(), b.text.as_str())
+        );
         let short = e
             .generate(
                 &greedy("Tell me a long story about a dragon.", 5),

@@ -47,6 +47,19 @@ try {
     await page.waitForSelector('[data-testid="tool-error"]:has-text("Invalid tool input")');
   });
   if (process.argv[2]) await page.screenshot({ path: process.argv[2], fullPage: true });
+  // A server with an API key: the page asks for it once, then works.
+  if (process.env.KEYED_URL) {
+    await check('playground.asks-for-the-api-key', async () => {
+      const keyed = await browser.newPage();
+      keyed.setDefaultTimeout(10000);
+      let asked = 0;
+      keyed.on('dialog', d => { asked++; d.accept(process.env.KEYED_KEY); });
+      await keyed.goto(`${process.env.KEYED_URL}/#/tools`);
+      await keyed.waitForSelector('[data-testid="tool-link-calculator"]');
+      if (asked < 1) throw new Error('the page never asked for the key');
+      await keyed.close();
+    });
+  }
 } finally {
   await browser.close();
 }
