@@ -292,6 +292,24 @@ impl ChatEngine {
     }
 }
 
+/// Workers shared by every server in the process, keyed by model source.
+type Workers<T> = OnceLock<Mutex<HashMap<String, Arc<T>>>>;
+
+/// The worker for `source` in `registry`, started by `start` the first time.
+fn shared_worker<T>(
+    registry: &'static Workers<T>,
+    source: &Source,
+    start: impl FnOnce() -> T,
+) -> Arc<T> {
+    let mut map = registry
+        .get_or_init(Default::default)
+        .lock()
+        .expect("worker registry");
+    map.entry(format!("{source:?}"))
+        .or_insert_with(|| Arc::new(start()))
+        .clone()
+}
+
 struct ChatJob {
     req: GenerateRequest,
     stream: Option<UnboundedSender<String>>,
@@ -308,14 +326,10 @@ pub struct LocalChat {
 impl LocalChat {
     /// The process-wide worker for `source` (models are loaded once per process).
     pub fn shared(name: &str, source: Source) -> Arc<LocalChat> {
-        static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalChat>>>> = OnceLock::new();
-        let mut map = WORKERS
-            .get_or_init(Default::default)
-            .lock()
-            .expect("worker registry");
-        map.entry(format!("{source:?}"))
-            .or_insert_with(|| Arc::new(LocalChat::start(name, source, DEFAULT_QUEUE)))
-            .clone()
+        static WORKERS: Workers<LocalChat> = OnceLock::new();
+        shared_worker(&WORKERS, &source, || {
+            LocalChat::start(name, source.clone(), DEFAULT_QUEUE)
+        })
     }
 
     pub fn start(name: &str, source: Source, queue: usize) -> LocalChat {
@@ -404,14 +418,10 @@ pub struct LocalEmbedder {
 
 impl LocalEmbedder {
     pub fn shared(name: &str, source: Source) -> Arc<LocalEmbedder> {
-        static WORKERS: OnceLock<Mutex<HashMap<String, Arc<LocalEmbedder>>>> = OnceLock::new();
-        let mut map = WORKERS
-            .get_or_init(Default::default)
-            .lock()
-            .expect("worker registry");
-        map.entry(format!("{source:?}"))
-            .or_insert_with(|| Arc::new(LocalEmbedder::start(name, source, DEFAULT_QUEUE)))
-            .clone()
+        static WORKERS: Workers<LocalEmbedder> = OnceLock::new();
+        shared_worker(&WORKERS, &source, || {
+            LocalEmbedder::start(name, source.clone(), DEFAULT_QUEUE)
+        })
     }
 
     pub fn start(name: &str, source: Source, queue: usize) -> LocalEmbedder {

@@ -30,6 +30,12 @@ fn record_prefix(store: &str, index: &str) -> Vec<u8> {
     format!("{store}\0{index}\0").into_bytes()
 }
 
+fn record_key(prefix: &[u8], id: &str) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     // The prefix ends with \0, so the same prefix ending in \x01 bounds it.
     let mut end = prefix.to_vec();
@@ -133,8 +139,7 @@ pub fn put_records(
     let mut table = tx.open_table(RECORDS)?;
     let prefix = record_prefix(store, index);
     for r in records {
-        let mut key = prefix.clone();
-        key.extend_from_slice(r.id.as_bytes());
+        let key = record_key(&prefix, &r.id);
         table.insert(key.as_slice(), encode(&r.vector, &r.metadata).as_slice())?;
     }
     Ok(())
@@ -150,8 +155,7 @@ pub fn delete_records(
     let mut table = tx.open_table(RECORDS)?;
     let prefix = record_prefix(store, index);
     for id in ids {
-        let mut key = prefix.clone();
-        key.extend_from_slice(id.as_bytes());
+        let key = record_key(&prefix, id);
         table.remove(key.as_slice())?;
     }
     Ok(())
@@ -168,8 +172,7 @@ pub fn get_records(
     let prefix = record_prefix(store, index);
     let mut out = Vec::new();
     for id in ids {
-        let mut key = prefix.clone();
-        key.extend_from_slice(id.as_bytes());
+        let key = record_key(&prefix, id);
         if let Some(v) = table.get(key.as_slice())? {
             out.push(decode(id.clone(), v.value())?);
         }

@@ -39,41 +39,32 @@ impl Metric {
     }
 }
 
-// Eight independent accumulators let the compiler use SIMD lanes (a single running float sum
-// must keep its order and cannot be vectorised).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Sums `term(a[i], b[i])` over eight independent accumulators, which lets the compiler use SIMD
+/// lanes (a single running float sum must keep its order and cannot be vectorised).
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(x, y)| term(*x, *y))
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += term(x[i], y[i]);
         }
     }
     acc.iter().sum::<f32>() + tail
 }
 
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    lane_sum(a, b, |x, y| x * y)
+}
+
 fn l2(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    (acc.iter().sum::<f32>() + tail).sqrt()
+    lane_sum(a, b, |x, y| (x - y) * (x - y)).sqrt()
 }
 
 /// The graph's dissimilarity: smaller is closer, never negative (hnsw_rs asserts that).
