@@ -1,6 +1,6 @@
 //! `logs` group: what the server logs is stored, queryable, attributed to runs, and bounded.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::{TOOLS_PROJECT, TestServer, eventually};
 
@@ -109,36 +109,66 @@ async fn logs_are_stored_and_queryable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_drops_the_oldest_records() {
     let yaml = format!("server: {{ logs: {{ max_rows: 5 }} }}\n{TOOLS_PROJECT}");
-    let s = TestServer::start(&yaml).await;
+    let mut s = TestServer::start(&yaml).await;
+    // Every request logs at least one line, so the five newest lines all come from the
+    // last five requests.
+    let mut fifth_last_started = 0;
     for i in 0..20 {
+        if i == 16 {
+            fifth_last_started = now_ms();
+        }
         s.post(
             "/api/tools/calculator/execute",
             json!({"data": {"expression": format!("{i}+1")}}),
         )
         .await;
     }
-    let before_last = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
     let last = s
-        .post(
-            "/api/tools/calculator/execute",
-            json!({"data": {"expression": "999+1"}}),
+        .send(
+            s.client
+                .post(s.url("/api/tools/calculator/execute"))
+                .header("x-request-id", "the-last-request")
+                .json(&json!({"data": {"expression": "999+1"}})),
         )
         .await;
     assert_eq!(last.status, 200);
-    let page: Value = eventually("retention to apply", || async {
-        let p = s.get("/api/logs?transportId=redb").await.json();
-        (p["total"].as_u64() <= Some(5) && p["total"].as_u64() > Some(0)).then_some(p)
-    })
-    .await;
-    // What is left is the newest: nothing from before the last request.
-    for l in page["logs"].as_array().unwrap() {
+    // Lines are written in the background and pruned about once a second and when the writer
+    // closes; stopping the server makes that last prune happen after every line is stored.
+    s.halt().await;
+    let store = edgestra::storage::Store::open(s.data_dir()).unwrap();
+    let page = edgestra::telemetry::logs::query(
+        &store,
+        &edgestra::telemetry::logs::LogQuery {
+            run_id: None,
+            from_ms: None,
+            to_ms: None,
+            min_level: None,
+            filters: vec![],
+            page: 1,
+            per_page: 100,
+        },
+    )
+    .unwrap();
+    assert_eq!(page.total, 5, "retention keeps max_rows lines");
+    assert!(
+        page.logs
+            .iter()
+            .any(|l| l.request_id.as_deref() == Some("the-last-request")),
+        "the newest lines were kept"
+    );
+    for l in &page.logs {
         assert!(
-            l["timeMs"].as_u64().unwrap() >= before_last,
-            "an old record survived: {l}"
+            l.time_ms >= fifth_last_started,
+            "an old record survived: {l:?}"
         );
     }
+    drop(store);
     s.stop().await;
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

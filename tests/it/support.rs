@@ -77,6 +77,13 @@ impl TestServer {
         self.server = fresh.server.take();
     }
 
+    /// Stops the server (its background writers finish) and keeps the data directory.
+    pub async fn halt(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
