@@ -16,7 +16,8 @@ use super::llama::LoadOptions;
 use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
 use super::{
-    Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage, embedded,
+    Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage,
+    embedded, tool_protocol,
 };
 
 /// Requests that may wait for a local model before new ones are refused with 429.
@@ -145,16 +146,23 @@ impl ChatEngine {
         logits.to_vec1::<f32>().map_err(fail)
     }
 
-    /// The prompt text for a request.
+    /// The prompt text for a request; when the request forces a tool call it presents the
+    /// tools and ends inside the call (see [`tool_protocol`]).
     pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
-        let messages: Vec<serde_json::Value> = req
-            .messages
-            .iter()
-            .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
-            .collect();
-        self.template
+        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
+        let mut messages = tool_protocol::template_messages(&req.messages);
+        if let Some(tools) = &forced {
+            messages =
+                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
+        }
+        let mut prompt = self
+            .template
             .render(&messages, true)
-            .map_err(InferenceError::InvalidRequest)
+            .map_err(InferenceError::InvalidRequest)?;
+        if forced.is_some() {
+            prompt.push_str(tool_protocol::OPEN);
+        }
+        Ok(prompt)
     }
 
     /// Generates for `req`. `on_delta` receives text as it becomes final and returns `false`
@@ -175,7 +183,19 @@ impl ChatEngine {
             )));
         }
         let max_tokens = req.max_tokens.min(room - 1);
-        let mut constraint = match &req.json_schema {
+        // A forced tool call is constrained by the call schema and is not text: no deltas.
+        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
+        let schema = match &forced {
+            Some(tools) => Some(tool_protocol::call_schema(tools)),
+            None => req.json_schema.clone(),
+        };
+        let mut silent = |_: &str| true;
+        let on_delta: &mut dyn FnMut(&str) -> bool = if forced.is_some() {
+            &mut silent
+        } else {
+            on_delta
+        };
+        let mut constraint = match &schema {
             Some(schema) => Some(
                 self.grammar
                     .as_ref()
@@ -280,13 +300,22 @@ impl ChatEngine {
                 "the structured output did not complete within {max_tokens} tokens"
             )));
         }
+        let usage = Usage {
+            prompt_tokens: prompt_tokens.len() as u32,
+            completion_tokens: out.len() as u32,
+        };
+        if forced.is_some() {
+            return Ok(Generation {
+                text: String::new(),
+                finish_reason: FinishReason::ToolCalls,
+                usage,
+                tool_calls: tool_protocol::parse_calls(&text)?,
+            });
+        }
         Ok(Generation {
             text,
             finish_reason: finish,
-            usage: Usage {
-                prompt_tokens: prompt_tokens.len() as u32,
-                completion_tokens: out.len() as u32,
-            },
+            usage,
             tool_calls: Vec::new(),
         })
     }
@@ -380,6 +409,9 @@ impl Generator for LocalChat {
     }
     fn provider(&self) -> &str {
         "edgestra.local"
+    }
+    fn decides_tool_use(&self) -> bool {
+        false
     }
     async fn generate(
         &self,
@@ -497,11 +529,11 @@ impl Embedder for LocalEmbedder {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::inference::{ChatMessage, SamplingParams};
 
-    fn engine() -> std::sync::MutexGuard<'static, ChatEngine> {
+    pub fn engine() -> std::sync::MutexGuard<'static, ChatEngine> {
         static ENGINE: OnceLock<Mutex<ChatEngine>> = OnceLock::new();
         ENGINE
             .get_or_init(|| {
@@ -517,7 +549,7 @@ mod tests {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn greedy(q: &str, max_tokens: usize) -> GenerateRequest {
+    pub fn greedy(q: &str, max_tokens: usize) -> GenerateRequest {
         let mut r = GenerateRequest::new(vec![ChatMessage::new("user", q)]);
         r.sampling = SamplingParams {
             temperature: 0.0,
@@ -526,6 +558,13 @@ mod tests {
         r.max_tokens = max_tokens;
         r
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+    use crate::inference::SamplingParams;
 
     #[test]
     fn greedy_generation_knows_the_capital_of_france() {
@@ -611,5 +650,82 @@ mod tests {
         eprintln!("{:?} in {:?}", g, started.elapsed());
         let v: serde_json::Value = serde_json::from_str(&g.text).unwrap();
         assert!(jsonschema::is_valid(&schema, &v), "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tool_tests {
+    use super::tests_support::*;
+    use crate::inference::{ChatMessage, ToolChoice, ToolSpec};
+    use serde_json::json;
+
+    fn tools() -> Vec<ToolSpec> {
+        vec![
+            ToolSpec {
+                name: "weatherTool".into(),
+                description: "Current weather for a city".into(),
+                parameters: json!({"type": "object", "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"], "additionalProperties": false}),
+            },
+            ToolSpec {
+                name: "calculator".into(),
+                description: "Evaluates an arithmetic expression".into(),
+                parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_forced_call_names_an_allowed_tool_with_valid_arguments() {
+        let mut e = engine();
+        let mut req = greedy("What is the weather in Berlin?", 60);
+        req.tools = tools();
+        req.tool_choice = ToolChoice::Required;
+        let mut deltas = 0;
+        let g = e
+            .generate(&req, &mut |_| {
+                deltas += 1;
+                true
+            })
+            .unwrap();
+        eprintln!("{g:?}");
+        assert_eq!(deltas, 0, "a call is not streamed as text");
+        assert_eq!(g.finish_reason, crate::inference::FinishReason::ToolCalls);
+        assert_eq!(g.tool_calls.len(), 1);
+        assert_eq!(g.tool_calls[0].name, "weatherTool");
+        assert!(
+            g.tool_calls[0].arguments["city"]
+                .as_str()
+                .is_some_and(|c| !c.is_empty())
+        );
+
+        req.tool_choice = ToolChoice::Tool("calculator".into());
+        let g = e.generate(&req, &mut |_| true).unwrap();
+        assert_eq!(g.tool_calls[0].name, "calculator");
+        assert!(g.tool_calls[0].arguments["expression"].is_string());
+
+        // After the result the model answers in text.
+        let call = g.tool_calls[0].clone();
+        let mut assistant = ChatMessage::new("assistant", "");
+        assistant.tool_calls = vec![crate::inference::ToolCall {
+            name: "weatherTool".into(),
+            arguments: json!({"city": "Berlin"}),
+            ..call
+        }];
+        let mut result = ChatMessage::new(
+            "tool",
+            r#"{"city":"Berlin","temperatureC":12,"conditions":"Rainy"}"#,
+        );
+        result.tool_call_id = assistant.tool_calls[0].id.clone().into();
+        let mut follow = greedy("", 60);
+        follow.messages = vec![
+            ChatMessage::new("system", "You answer questions about the weather."),
+            ChatMessage::new("user", "What is the weather in Berlin?"),
+            assistant,
+            result,
+        ];
+        let g = e.generate(&follow, &mut |_| true).unwrap();
+        eprintln!("answer: {}", g.text);
+        assert!(!g.text.trim().is_empty());
+        assert!(g.tool_calls.is_empty());
     }
 }

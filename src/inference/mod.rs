@@ -13,6 +13,7 @@ pub mod remote;
 pub mod sampling;
 pub mod template;
 pub mod tokenizer;
+pub mod tool_protocol;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -145,6 +146,12 @@ pub trait Generator: Send + Sync {
     fn model_id(&self) -> &str;
     /// Provider name as reported to clients (`provider`).
     fn provider(&self) -> &str;
+    /// Whether the model itself decides between calling a tool and answering when
+    /// `tool_choice` is `Auto`. Local models do not (see [`tool_protocol`]): with `Auto` they
+    /// answer in text, and the caller decides when a call is due.
+    fn decides_tool_use(&self) -> bool {
+        true
+    }
     /// Generates; text deltas go to `stream` as they are produced. Dropping the returned future
     /// cancels the generation at the next token.
     async fn generate(

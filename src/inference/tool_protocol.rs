@@ -1,0 +1,233 @@
+//! How a local model calls tools: the format SmolLM2 and Hermes-style models were trained on.
+//!
+//! The tools are listed as JSON inside `<tools>…</tools>` in the system message, and a call is
+//! written as `<tool_call>[{"name": …, "arguments": {…}}]</tool_call>`. A small model cannot be
+//! trusted to decide *whether* to call a tool (it almost never does on its own), so the local
+//! generator only writes calls when the caller asks for one (`toolChoice` required or a named
+//! tool); the agent decides the rest. When a call is asked for, the prompt already ends with
+//! `<tool_call>` and the JSON after it is generated under a schema that admits exactly one call to
+//! one of the allowed tools with arguments valid for that tool, so even a 135M model writes a
+//! well-formed call with the right argument names and types.
+
+use serde_json::{Value, json};
+
+use super::{ChatMessage, InferenceError, ToolCall, ToolChoice, ToolSpec};
+
+pub const OPEN: &str = "<tool_call>";
+pub const CLOSE: &str = "</tool_call>";
+
+/// The tools a request forces the model to choose from, or `None` when it writes text.
+pub fn forced_tools<'a>(
+    tools: &'a [ToolSpec],
+    choice: &ToolChoice,
+) -> Result<Option<Vec<&'a ToolSpec>>, InferenceError> {
+    match choice {
+        ToolChoice::Auto | ToolChoice::None => Ok(None),
+        _ if tools.is_empty() => Err(InferenceError::InvalidRequest(
+            "a tool call was required but no tools were given".into(),
+        )),
+        ToolChoice::Required => Ok(Some(tools.iter().collect())),
+        ToolChoice::Tool(name) => match tools.iter().find(|t| &t.name == name) {
+            Some(t) => Ok(Some(vec![t])),
+            None => Err(InferenceError::InvalidRequest(format!(
+                "toolChoice names `{name}`, which is not one of the available tools"
+            ))),
+        },
+    }
+}
+
+/// The system-message text that presents `tools`.
+pub fn system_text(tools: &[&ToolSpec]) -> String {
+    let listed: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
+        .collect();
+    format!(
+        "You can call these tools:\n<tools>{}</tools>\n\nTo call a tool, answer with {OPEN}[{{\"name\": \"tool name\", \"arguments\": {{...}}}}]{CLOSE} and nothing else. Take the argument values from the question.",
+        Value::Array(listed)
+    )
+}
+
+/// The schema of what follows `<tool_call>`: one call to one of `tools`.
+pub fn call_schema(tools: &[&ToolSpec]) -> Value {
+    let alternatives: Vec<Value> = tools
+        .iter()
+        .map(|t| {
+            json!({
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                "required": ["name", "arguments"],
+                "additionalProperties": false
+            })
+        })
+        .collect();
+    let item = if alternatives.len() == 1 {
+        alternatives.into_iter().next().unwrap_or_default()
+    } else {
+        json!({"anyOf": alternatives})
+    };
+    json!({"type": "array", "items": item, "minItems": 1, "maxItems": 1})
+}
+
+/// The calls in the JSON the model wrote after `<tool_call>`.
+pub fn parse_calls(json_text: &str) -> Result<Vec<ToolCall>, InferenceError> {
+    let bad =
+        |why: String| InferenceError::Failed(format!("the model wrote a bad tool call: {why}"));
+    let value: Value = serde_json::from_str(json_text.trim()).map_err(|e| bad(e.to_string()))?;
+    let Value::Array(items) = value else {
+        return Err(bad("not a list of calls".into()));
+    };
+    items
+        .into_iter()
+        .map(|item| {
+            let name = item["name"]
+                .as_str()
+                .ok_or_else(|| bad("a call has no name".into()))?;
+            Ok(ToolCall {
+                id: new_call_id(),
+                name: name.to_string(),
+                arguments: item.get("arguments").cloned().unwrap_or(json!({})),
+            })
+        })
+        .collect()
+}
+
+/// A fresh tool-call id in the style providers use.
+pub fn new_call_id() -> String {
+    format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
+}
+
+/// Messages in the plain `{role, content}` form a chat template takes: earlier calls are
+/// written back in the call format and tool results as `tool` turns that name their tool.
+pub fn template_messages(messages: &[ChatMessage]) -> Vec<Value> {
+    let mut names = std::collections::HashMap::new();
+    messages
+        .iter()
+        .map(|m| {
+            let content = if !m.tool_calls.is_empty() {
+                let calls: Vec<Value> = m
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        names.insert(c.id.clone(), c.name.clone());
+                        json!({"name": c.name, "arguments": c.arguments})
+                    })
+                    .collect();
+                format!("{}{OPEN}{}{CLOSE}", m.content, Value::Array(calls))
+            } else if m.role == "tool" {
+                let name = m
+                    .tool_call_id
+                    .as_ref()
+                    .and_then(|id| names.get(id))
+                    .cloned()
+                    .unwrap_or_default();
+                let result = serde_json::from_str::<Value>(&m.content)
+                    .unwrap_or_else(|_| Value::String(m.content.clone()));
+                json!({"name": name, "result": result}).to_string()
+            } else {
+                m.content.clone()
+            };
+            json!({"role": m.role, "content": content})
+        })
+        .collect()
+}
+
+/// `messages` with `extra` appended to the system message (one is added when there is none).
+pub fn with_system_text(messages: &[Value], extra: &str) -> Vec<Value> {
+    let mut out = messages.to_vec();
+    match out.iter_mut().find(|m| m["role"] == "system") {
+        Some(system) => {
+            let text = system["content"].as_str().unwrap_or_default();
+            system["content"] = Value::String(if text.is_empty() {
+                extra.to_string()
+            } else {
+                format!("{text}\n\n{extra}")
+            });
+        }
+        None => out.insert(0, json!({"role": "system", "content": extra})),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: format!("{name} things"),
+            parameters: json!({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}),
+        }
+    }
+
+    #[test]
+    fn choice_selects_the_forced_tools() {
+        let tools = vec![spec("a"), spec("b")];
+        assert!(forced_tools(&tools, &ToolChoice::Auto).unwrap().is_none());
+        assert!(forced_tools(&tools, &ToolChoice::None).unwrap().is_none());
+        assert_eq!(
+            forced_tools(&tools, &ToolChoice::Required)
+                .unwrap()
+                .unwrap()
+                .len(),
+            2
+        );
+        let one = forced_tools(&tools, &ToolChoice::Tool("b".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(one[0].name, "b");
+        assert!(forced_tools(&tools, &ToolChoice::Tool("c".into())).is_err());
+        assert!(forced_tools(&[], &ToolChoice::Required).is_err());
+    }
+
+    #[test]
+    fn the_call_schema_admits_exactly_one_valid_call() {
+        let tools = [spec("a"), spec("b")];
+        let refs: Vec<&ToolSpec> = tools.iter().collect();
+        let schema = call_schema(&refs);
+        let v = jsonschema::validator_for(&schema).unwrap();
+        assert!(v.is_valid(&json!([{"name": "a", "arguments": {"x": 1}}])));
+        assert!(!v.is_valid(&json!([{"name": "c", "arguments": {"x": 1}}])));
+        assert!(!v.is_valid(&json!([{"name": "a", "arguments": {}}])));
+        assert!(!v.is_valid(&json!([])));
+        assert!(!v.is_valid(
+            &json!([{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"x": 1}}])
+        ));
+    }
+
+    #[test]
+    fn calls_are_parsed_and_bad_ones_rejected() {
+        let calls = parse_calls(r#"[{"name":"a","arguments":{"x":2}}]"#).unwrap();
+        assert_eq!(calls[0].name, "a");
+        assert_eq!(calls[0].arguments, json!({"x": 2}));
+        assert!(calls[0].id.starts_with("call_"));
+        assert!(parse_calls("{").is_err());
+        assert!(parse_calls(r#"{"name":"a"}"#).is_err());
+        assert!(parse_calls(r#"[{"arguments":{}}]"#).is_err());
+    }
+
+    #[test]
+    fn history_renders_calls_and_named_results() {
+        let call = ToolCall {
+            id: "c1".into(),
+            name: "weather".into(),
+            arguments: json!({"city": "Oslo"}),
+        };
+        let mut assistant = ChatMessage::new("assistant", "");
+        assistant.tool_calls = vec![call];
+        let mut tool = ChatMessage::new("tool", r#"{"t":3}"#);
+        tool.tool_call_id = Some("c1".into());
+        let out = template_messages(&[ChatMessage::new("user", "Weather?"), assistant, tool]);
+        assert_eq!(
+            out[1]["content"],
+            r#"<tool_call>[{"name":"weather","arguments":{"city":"Oslo"}}]</tool_call>"#
+        );
+        assert_eq!(out[2]["content"], r#"{"name":"weather","result":{"t":3}}"#);
+        let sys = with_system_text(&out, "tools here");
+        assert_eq!(sys[0]["role"], "system");
+        assert_eq!(sys.len(), 4);
+        let sys2 = with_system_text(&sys, "more");
+        assert_eq!(sys2[0]["content"], "tools here\n\nmore");
+    }
+}
