@@ -3,9 +3,11 @@
 //! Layout: `config` (the project file) → engines (`tools`, …) → `storage`; `server` is the HTTP
 //! layer on top and the only module that knows salvo. `telemetry` keeps logs and spans.
 
+pub mod agent;
 pub mod config;
 pub mod expr;
 pub mod inference;
+pub mod memory;
 pub mod net;
 pub mod server;
 pub mod storage;

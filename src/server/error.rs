@@ -143,3 +143,33 @@ impl From<ExprError> for ApiError {
         ApiError::bad_request(e.to_string())
     }
 }
+
+impl From<crate::agent::AgentError> for ApiError {
+    fn from(e: crate::agent::AgentError) -> Self {
+        use crate::agent::AgentError;
+        match e {
+            AgentError::NotFound(_) => ApiError::not_found(e.to_string()),
+            AgentError::InvalidRequest(m) => ApiError::bad_request(m),
+            AgentError::Inference(e) => e.into(),
+            AgentError::Tool(e) => e.into(),
+            AgentError::Storage(e) => e.into(),
+            AgentError::Memory(e) => e.into(),
+            AgentError::Config(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<crate::memory::engine::MemoryError> for ApiError {
+    fn from(e: crate::memory::engine::MemoryError) -> Self {
+        use crate::memory::engine::MemoryError;
+        match e {
+            MemoryError::ThreadNotFound => ApiError::not_found(e.to_string()),
+            MemoryError::Invalid(m) => ApiError::bad_request(m),
+            MemoryError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            MemoryError::Storage(e) => e.into(),
+            MemoryError::Inference(e) => e.into(),
+            MemoryError::Vector(e) => e.into(),
+            MemoryError::Failed(m) => ApiError::internal(m),
+        }
+    }
+}

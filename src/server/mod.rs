@@ -1,8 +1,10 @@
 //! The HTTP layer (salvo): routing, conventions shared by every route (errors, body limit, CORS,
 //! auth, request ids), and one module per API group with thin handlers that call the engines.
 
+mod agents;
 mod error;
 mod logs;
+mod memory;
 mod middleware;
 mod pending;
 mod playground;
@@ -57,6 +59,8 @@ pub enum ServerError {
     Tools(#[from] crate::tools::ToolError),
     #[error(transparent)]
     Models(#[from] crate::inference::InferenceError),
+    #[error(transparent)]
+    Agents(#[from] crate::agent::AgentError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -115,6 +119,34 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         vectors: vectors.clone(),
     };
     let tools = ToolRegistry::from_project(&project, &services)?;
+    // Saved messages are embedded only when some agent recalls by meaning.
+    let semantic = project
+        .agents
+        .values()
+        .filter_map(|a| a.memory.as_ref())
+        .any(|m| {
+            crate::memory::config::MemoryConfig::default()
+                .apply(m)
+                .is_ok_and(|c| c.semantic_recall.is_some())
+        });
+    let memory = Arc::new(crate::memory::engine::Memory::new(
+        store.clone(),
+        models.embedder(crate::inference::embedded::EMBEDDING_MODEL),
+        semantic,
+    ));
+    let agents = crate::agent::Agents::from_project(
+        &project,
+        &tools,
+        &models,
+        crate::agent::RunServices {
+            store: store.clone(),
+            memory: memory.clone(),
+            span_retention: (
+                project.server.telemetry.max_rows,
+                project.server.telemetry.max_age_hours * 3_600_000,
+            ),
+        },
+    )?;
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
@@ -124,6 +156,8 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         instance: capture.instance,
         shutdown: shutdown_rx,
         tools,
+        agents,
+        memory,
         models,
         vectors,
         store,
@@ -163,6 +197,92 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
 fn api_router() -> Router {
     let router = Router::new()
         .push(Router::with_path("api").get(system::root))
+        .push(Router::with_path("api/agents").get(agents::list))
+        .push(Router::with_path("api/agents/{agentId}").get(agents::get))
+        .push(Router::with_path("api/agents/{agentId}/evals/ci").get(agents::evals_ci))
+        .push(Router::with_path("api/agents/{agentId}/evals/live").get(agents::evals_live))
+        .push(Router::with_path("api/agents/{agentId}/generate").post(agents::generate))
+        .push(Router::with_path("api/agents/{agentId}/stream").post(agents::stream))
+        .push(Router::with_path("api/agents/{agentId}/streamVNext").post(agents::stream_vnext))
+        .push(
+            Router::with_path("api/agents/{agentId}/tools/{toolId}/execute")
+                .post(agents::execute_tool),
+        )
+        .push(
+            Router::with_path("api/agents/{agentId}/instructions")
+                .post(agents::update_instructions),
+        )
+        .push(
+            Router::with_path("api/agents/{agentId}/instructions/enhance")
+                .post(agents::enhance_instructions),
+        )
+        .push(Router::with_path("api/agents/{agentId}/voice/speakers").get(agents::speakers))
+        .push(Router::with_path("api/agents/{agentId}/voice/speak").post(agents::speak))
+        .push(Router::with_path("api/agents/{agentId}/voice/listener").get(agents::listener))
+        .push(Router::with_path("api/agents/{agentId}/voice/listen").post(agents::listen))
+        .push(
+            Router::with_path("api/agents/{agentId}/speakers")
+                .hoop(agents::deprecated)
+                .get(agents::speakers),
+        )
+        .push(
+            Router::with_path("api/agents/{agentId}/speak")
+                .hoop(agents::deprecated)
+                .post(agents::speak),
+        )
+        .push(
+            Router::with_path("api/agents/{agentId}/listen")
+                .hoop(agents::deprecated)
+                .post(agents::listen),
+        )
+        .push(Router::with_path("api/memory/network/status").get(memory::get_status))
+        .push(
+            Router::with_path("api/memory/network/threads")
+                .get(memory::list_threads)
+                .post(memory::create_thread),
+        )
+        .push(
+            Router::with_path("api/memory/network/threads/{threadId}")
+                .get(memory::get_thread)
+                .patch(memory::update_thread)
+                .delete(memory::delete_thread),
+        )
+        .push(
+            Router::with_path("api/memory/network/threads/{threadId}/messages")
+                .get(memory::thread_messages),
+        )
+        .push(Router::with_path("api/memory/network/save-messages").post(memory::save_messages))
+        .push(Router::with_path("api/memory/network/messages/delete").post(memory::delete_messages))
+        .push(Router::with_path("api/memory/status").get(memory::get_status))
+        .push(Router::with_path("api/memory/config").get(memory::get_config))
+        .push(Router::with_path("api/memory/search").get(memory::search))
+        .push(Router::with_path("api/memory/save-messages").post(memory::save_messages))
+        .push(Router::with_path("api/memory/messages/delete").post(memory::delete_messages))
+        .push(
+            Router::with_path("api/memory/threads")
+                .get(memory::list_threads)
+                .post(memory::create_thread),
+        )
+        .push(Router::with_path("api/memory/threads/paginated").get(memory::threads_paginated))
+        .push(
+            Router::with_path("api/memory/threads/{threadId}")
+                .get(memory::get_thread)
+                .patch(memory::update_thread)
+                .delete(memory::delete_thread),
+        )
+        .push(
+            Router::with_path("api/memory/threads/{threadId}/messages")
+                .get(memory::thread_messages),
+        )
+        .push(
+            Router::with_path("api/memory/threads/{threadId}/messages/paginated")
+                .get(memory::thread_messages_paginated),
+        )
+        .push(
+            Router::with_path("api/memory/threads/{threadId}/working-memory")
+                .get(memory::get_working_memory)
+                .post(memory::set_working_memory),
+        )
         .push(Router::with_path("api/tools").get(tools::list))
         .push(Router::with_path("api/tools/{toolId}").get(tools::get))
         .push(Router::with_path("api/tools/{toolId}/execute").post(tools::execute))

@@ -13,6 +13,8 @@ use crate::tools::ToolRegistry;
 pub struct AppState {
     pub project: Project,
     pub tools: ToolRegistry,
+    pub agents: crate::agent::Agents,
+    pub memory: Arc<crate::memory::engine::Memory>,
     /// Generators and embedders by model name.
     pub models: Models,
     /// Vector stores by name.

@@ -203,7 +203,32 @@ pub fn ids_by<T: Record>(
     parent: &str,
     order: Order,
 ) -> Result<Vec<String>> {
-    let table = tx.open_table(T::COLLECTION.indexes[index].table)?;
+    ids_in(
+        &tx.open_table(T::COLLECTION.indexes[index].table)?,
+        parent,
+        order,
+    )
+}
+
+/// [`ids_by`] inside a write transaction (to delete what an index lists).
+pub fn ids_by_for_update<T: Record>(
+    tx: &WriteTransaction,
+    index: usize,
+    parent: &str,
+    order: Order,
+) -> Result<Vec<String>> {
+    ids_in(
+        &tx.open_table(T::COLLECTION.indexes[index].table)?,
+        parent,
+        order,
+    )
+}
+
+fn ids_in(
+    table: &impl ReadableTable<&'static [u8], ()>,
+    parent: &str,
+    order: Order,
+) -> Result<Vec<String>> {
     let (lo, hi) = prefix_bounds(parent);
     let range = table.range(lo.as_slice()..hi.as_slice())?;
     let skip = parent.len() + 9;

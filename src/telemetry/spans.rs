@@ -156,6 +156,66 @@ pub fn from_otlp(body: &Value) -> std::result::Result<(Vec<SpanRecord>, usize), 
     Ok((out, resource_spans.len()))
 }
 
+/// A span an engine is timing; [`OpenSpan::finish`] turns it into a record.
+#[derive(Debug, Clone)]
+pub struct OpenSpan {
+    pub id: String,
+    pub trace_id: String,
+    parent: Option<String>,
+    name: String,
+    started_us: u64,
+    pub attributes: Map<String, Value>,
+}
+
+fn now_us() -> u64 {
+    (jiff::Timestamp::now().as_microsecond()).max(0) as u64
+}
+
+impl OpenSpan {
+    /// Starts a span; a root span (no `parent`) starts a new trace.
+    pub fn start(
+        name: &str,
+        parent: Option<&OpenSpan>,
+        attributes: Map<String, Value>,
+    ) -> OpenSpan {
+        let hex = || uuid::Uuid::new_v4().simple().to_string();
+        OpenSpan {
+            id: hex()[..16].to_string(),
+            trace_id: parent.map(|p| p.trace_id.clone()).unwrap_or_else(hex),
+            parent: parent.map(|p| p.id.clone()),
+            name: name.to_string(),
+            started_us: now_us(),
+            attributes,
+        }
+    }
+
+    /// Ends the span now, with an error status when `error` is given.
+    pub fn finish(self, error: Option<&str>) -> SpanRecord {
+        let ended = now_us();
+        SpanRecord {
+            id: self.id,
+            parent_span_id: self.parent,
+            trace_id: self.trace_id,
+            name: self.name,
+            scope: "edgestra".into(),
+            kind: 1,
+            status: match error {
+                None => json!({"code": 1}),
+                Some(message) => json!({"code": 2, "message": message}),
+            },
+            events: json!([]),
+            links: json!([]),
+            attributes: self.attributes,
+            start_time: self.started_us,
+            end_time: ended.max(self.started_us),
+            other: json!({}),
+            created_at: jiff::Timestamp::from_microsecond(ended as i64)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Which spans `GET /api/telemetry` wants.
 #[derive(Debug, Clone, Default)]
 pub struct SpanQuery {

@@ -3,6 +3,8 @@
 
 mod support;
 
+mod agents;
+
 mod cli;
 mod conventions;
 mod durability;

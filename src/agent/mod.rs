@@ -1,0 +1,235 @@
+//! Agents: a model, instructions and tools declared in the project file, and the loop that runs
+//! them (generate → call tools → feed results back → answer). Knows nothing of HTTP: callers get
+//! [`run::AgentEvent`]s as the run proceeds and a [`run::RunResult`] at the end, and choose how to
+//! put them on the wire.
+
+pub mod enhance;
+pub mod evals;
+pub mod options;
+pub mod router;
+pub mod run;
+pub mod title;
+
+use std::sync::{Arc, RwLock};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::config::{AgentConfig, Project};
+use crate::inference::{Embedder, Generator, InferenceError, Models};
+use crate::memory::config::MemoryConfig;
+use crate::memory::engine::{Memory, MemoryError};
+use crate::storage::Store;
+use crate::tools::{Tool, ToolError, ToolRegistry};
+
+/// Steps an agent call may take when neither the project nor the request says.
+pub const DEFAULT_MAX_STEPS: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("Agent with name {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One agent of the project, ready to run.
+pub struct Agent {
+    /// The key under `agents:` (the id in every `/api/agents/{agentId}` path).
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    instructions: RwLock<String>,
+    pub model: Arc<dyn Generator>,
+    /// Tools by the key the agent knows them under (the `toolName` the model uses).
+    pub tools: IndexMap<String, Arc<Tool>>,
+    /// Keys of the workflows the agent may use.
+    pub workflows: Vec<String>,
+    /// Memory settings, when the agent has memory.
+    pub memory_config: Option<MemoryConfig>,
+    pub max_steps: u32,
+    pub default_generate_options: Value,
+    pub default_stream_options: Value,
+    router: router::ToolRouter,
+}
+
+impl Agent {
+    fn build(
+        key: &str,
+        cfg: &AgentConfig,
+        tools: &ToolRegistry,
+        models: &Models,
+        embedder: Option<Arc<dyn Embedder>>,
+    ) -> Result<Agent, AgentError> {
+        let model = models.generator(&cfg.model).ok_or_else(|| {
+            AgentError::Config(format!(
+                "agent `{key}`: `{}` is not a chat model",
+                cfg.model
+            ))
+        })?;
+        let mut agent_tools = IndexMap::new();
+        for name in &cfg.tools {
+            let tool = tools.by_key(name).ok_or_else(|| {
+                AgentError::Config(format!("agent `{key}`: tool `{name}` is not declared"))
+            })?;
+            agent_tools.insert(name.clone(), tool.clone());
+        }
+        Ok(Agent {
+            key: key.to_string(),
+            name: cfg.name.clone().unwrap_or_else(|| key.to_string()),
+            instructions: RwLock::new(cfg.instructions.clone()),
+            model,
+            tools: agent_tools,
+            workflows: cfg.workflows.clone(),
+            memory_config: cfg
+                .memory
+                .as_ref()
+                .filter(|m| **m != Value::Bool(false))
+                .map(|m| MemoryConfig::default().apply(m))
+                .transpose()
+                .map_err(|e| AgentError::Config(format!("agent `{key}`: memory: {e}")))?,
+            max_steps: cfg.max_steps.unwrap_or(DEFAULT_MAX_STEPS).max(1),
+            default_generate_options: cfg
+                .default_generate_options
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            default_stream_options: cfg
+                .default_stream_options
+                .clone()
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            router: router::ToolRouter::new(embedder),
+        })
+    }
+
+    /// The system instructions as they stand (they can be changed at run time in dev mode).
+    pub fn instructions(&self) -> String {
+        self.instructions
+            .read()
+            .map(|i| i.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the instructions until the server restarts.
+    pub fn set_instructions(&self, text: String) {
+        match self.instructions.write() {
+            Ok(mut i) => *i = text,
+            Err(p) => *p.into_inner() = text,
+        }
+    }
+
+    /// The agent's tool whose id (not key) is `id`.
+    pub fn tool_by_id(&self, id: &str) -> Option<&Arc<Tool>> {
+        self.tools.values().find(|t| t.id == id)
+    }
+}
+
+/// Where runs record what they did.
+#[derive(Clone)]
+pub struct RunServices {
+    pub store: Store,
+    pub memory: Arc<Memory>,
+    /// Span retention (rows, age in ms).
+    pub span_retention: (u64, u64),
+}
+
+/// All agents of a project, in declaration order, and what their runs need.
+#[derive(Clone)]
+pub struct Agents {
+    agents: IndexMap<String, Arc<Agent>>,
+    services: RunServices,
+}
+
+impl Agents {
+    pub fn from_project(
+        project: &Project,
+        tools: &ToolRegistry,
+        models: &Models,
+        services: RunServices,
+    ) -> Result<Agents, AgentError> {
+        // Deciding when a small local model should call a tool needs sentence embeddings.
+        let embedder = models.embedder(crate::inference::embedded::EMBEDDING_MODEL);
+        let mut agents = IndexMap::new();
+        for (key, cfg) in &project.agents {
+            let agent = Agent::build(key, cfg, tools, models, embedder.clone())?;
+            agents.insert(key.clone(), Arc::new(agent));
+        }
+        Ok(Agents { agents, services })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Agent>> {
+        self.agents.values()
+    }
+
+    pub fn get(&self, key: &str) -> Result<&Arc<Agent>, AgentError> {
+        self.agents
+            .get(key)
+            .ok_or_else(|| AgentError::NotFound(key.to_string()))
+    }
+
+    /// Runs a call of `agent` (see [`run::run`]).
+    pub async fn call(
+        &self,
+        agent: &Arc<Agent>,
+        opts: &options::CallOptions,
+        events: Option<tokio::sync::mpsc::UnboundedSender<run::AgentEvent>>,
+    ) -> Result<run::RunResult, AgentError> {
+        let Some((target, config)) = opts.memory.as_ref().zip(agent.memory_config.as_ref()) else {
+            return run::run(agent, opts, run::Context::default(), &self.services, events).await;
+        };
+        let config = match &target.options {
+            Some(o) => config.apply(o).map_err(AgentError::InvalidRequest)?,
+            None => config.clone(),
+        };
+        let memory = &self.services.memory;
+        if let Some(thread) = memory.thread(&target.thread_id).await?
+            && thread.resource_id != target.resource_id
+        {
+            return Err(AgentError::InvalidRequest(format!(
+                "thread {} belongs to another resource",
+                target.thread_id
+            )));
+        }
+        let query = opts
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == crate::memory::messages::Role::User)
+            .map(|m| m.text_content())
+            .unwrap_or_default();
+        let recalled = memory
+            .recall(&config, &target.thread_id, &target.resource_id, &query)
+            .await?;
+        let context = run::Context {
+            history: recalled.history,
+            system: recalled.system,
+            memory: Some(run::MemoryContext {
+                memory: memory.clone(),
+                config: config.clone(),
+                thread_id: target.thread_id.clone(),
+                resource_id: target.resource_id.clone(),
+            }),
+        };
+        let result = run::run(agent, opts, context, &self.services, events).await?;
+        let mut turn = result.input_messages.clone();
+        turn.extend(result.response_messages.iter().cloned());
+        let thread = memory
+            .remember(&target.thread_id, &target.resource_id, &turn)
+            .await?;
+        if config.generate_title && thread.title.starts_with("New Thread") {
+            let (agent, memory, id) = (agent.clone(), memory.clone(), thread.id.clone());
+            let first = query.clone();
+            tokio::spawn(async move { title::generate(&agent, &memory, &id, &first).await });
+        }
+        Ok(result)
+    }
+}

@@ -1,0 +1,659 @@
+//! Agents: the tool loop and the three stream framings against a scripted OpenAI-compatible
+//! server on loopback, the bad inputs, the side routes, and the real local model.
+
+use salvo::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, eventually};
+
+/// A scripted model. By model name:
+/// - `weather`: calls `weatherTool` for Berlin unless the last message is a tool result, which
+///   it reads back as its answer;
+/// - `loop`: always calls `weatherTool`;
+/// - `client`: calls the client tool `askUser`;
+/// - `thrower`: calls `failing`, then answers with what the tool said.
+#[handler]
+async fn scripted(req: &mut Request, res: &mut Response) {
+    let body: Value = serde_json::from_slice(req.payload().await.unwrap()).unwrap();
+    let model = body["model"].as_str().unwrap_or_default().to_string();
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let last = messages.last().cloned().unwrap_or_default();
+    let can_call = body.get("tools").is_some() && body["tool_choice"] != "none";
+    let call = |name: &str, args: Value| {
+        Some((
+            format!("call_{}", messages.len()),
+            name.to_string(),
+            args.to_string(),
+        ))
+    };
+    let (text, tool_call) = match model.as_str() {
+        "loop" if can_call => (String::new(), call("weatherTool", json!({"city": "Oslo"}))),
+        "client" if can_call => (
+            String::new(),
+            call("askUser", json!({"question": "Which city?"})),
+        ),
+        "thrower" if can_call && last["role"] != "tool" => {
+            (String::new(), call("failing", json!({})))
+        }
+        "weather" if can_call && last["role"] != "tool" => (
+            String::new(),
+            call("weatherTool", json!({"city": "Berlin"})),
+        ),
+        _ if last["role"] == "tool" => (
+            format!(
+                "Tool said: {}",
+                last["content"].as_str().unwrap_or_default()
+            ),
+            None,
+        ),
+        _ => (
+            format!("You said: {}", last["content"].as_str().unwrap_or_default()),
+            None,
+        ),
+    };
+    let reason = if tool_call.is_some() {
+        "tool_calls"
+    } else {
+        "stop"
+    };
+    if body["stream"] == true {
+        let mut lines = Vec::new();
+        if let Some((id, name, args)) = &tool_call {
+            lines.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": id, "function": {"name": name, "arguments": args}}]}}]}));
+        } else {
+            for piece in text.split_inclusive(' ') {
+                lines.push(json!({"choices": [{"index": 0, "delta": {"content": piece}}]}));
+            }
+        }
+        lines.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}));
+        lines.push(json!({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 5}}));
+        let mut out: String = lines.iter().map(|l| format!("data: {l}\n\n")).collect();
+        out.push_str("data: [DONE]\n\n");
+        res.headers_mut()
+            .insert("content-type", "text/event-stream".parse().unwrap());
+        res.body(out);
+        return;
+    }
+    let message = match &tool_call {
+        Some((id, name, args)) => {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": args}}]})
+        }
+        None => json!({"role": "assistant", "content": text}),
+    };
+    res.render(Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": reason}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}})));
+}
+
+async fn scripted_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = salvo::conn::tcp::TcpAcceptor::try_from(listener).unwrap();
+    let router = Router::with_path("v1/chat/completions").post(scripted);
+    tokio::spawn(async move { Server::new(acceptor).serve(router).await });
+    format!("http://{addr}/v1")
+}
+
+fn project(base: &str) -> String {
+    format!(
+        r#"
+models:
+  weather: {{ openai: {{ base_url: "{base}", model: weather }} }}
+  looping: {{ openai: {{ base_url: "{base}", model: loop }} }}
+  client: {{ openai: {{ base_url: "{base}", model: client }} }}
+  thrower: {{ openai: {{ base_url: "{base}", model: thrower }} }}
+tools:
+  weatherTool:
+    id: get-weather
+    description: Current weather for a city
+    input_schema: {{ type: object, properties: {{ city: {{ type: string }} }}, required: [city] }}
+    jq: '{{city: .city, temperatureC: 21, conditions: "Clear"}}'
+  failing:
+    description: Always fails
+    jq: 'error("boom")'
+agents:
+  weatherAgent:
+    name: Weather Agent
+    instructions: You answer questions about the weather.
+    model: weather
+    tools: [weatherTool]
+  loopAgent: {{ instructions: Loops., model: looping, tools: [weatherTool], max_steps: 3 }}
+  clientAgent: {{ instructions: Asks., model: client }}
+  throwAgent: {{ instructions: Fails., model: thrower, tools: [failing] }}
+"#
+    )
+}
+
+fn lines(text: &str) -> Vec<(char, Value)> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (code, json) = l.split_once(':').expect("code:json");
+            (
+                code.chars().next().unwrap(),
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {l}")),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_runs_the_tool_loop() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/generate",
+            json!({"messages": "What is the weather in Berlin?", "runId": "run-gen-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{v}");
+    let call = &steps[0]["toolCalls"][0];
+    assert_eq!(call["type"], "tool-call");
+    assert_eq!(call["toolName"], "weatherTool");
+    assert_eq!(call["args"], json!({"city": "Berlin"}));
+    assert_eq!(steps[0]["finishReason"], "tool-calls");
+    assert_eq!(steps[0]["stepType"], "initial");
+    let result = &steps[0]["toolResults"][0];
+    assert_eq!(result["toolCallId"], call["toolCallId"]);
+    assert_eq!(result["result"]["conditions"], "Clear");
+    assert_eq!(steps[1]["stepType"], "tool-result");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"conditions\":\"Clear\""),
+        "{v}"
+    );
+    assert_eq!(v["finishReason"], "stop");
+    assert_eq!(v["usage"]["promptTokens"], 20);
+    assert_eq!(v["usage"]["totalTokens"], 30);
+    let messages = v["response"]["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["assistant", "tool", "assistant"]);
+    assert_eq!(messages[0]["content"][0]["type"], "tool-call");
+    assert_eq!(messages[1]["content"][0]["type"], "tool-result");
+    assert_eq!(v["runId"], "run-gen-1");
+
+    // The run is logged under its id and traced (a span for the call and one per tool call).
+    let logs = eventually("the run's logs", || async {
+        let l = s.get("/api/logs/run-gen-1?transportId=redb").await.json();
+        (l["total"].as_u64() >= Some(2)).then_some(l)
+    })
+    .await;
+    assert!(
+        logs["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["msg"] == "agent calls tool")
+    );
+    let traces = s
+        .get("/api/telemetry?attribute=runId:run-gen-1")
+        .await
+        .json();
+    let names: Vec<&str> = traces["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"agent.weatherAgent"), "{names:?}");
+    assert!(names.contains(&"tool.weatherTool"), "{names:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_writes_the_data_stream_transcript() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/stream",
+            json!({"messages": [{"role": "user", "content": "Weather in Berlin?"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.headers["x-vercel-ai-data-stream"], "v1");
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let parts = lines(&r.text);
+    let codes: String = parts.iter().map(|(c, _)| *c).collect();
+    // start, call, result, finish step; start, text…, finish step; finish message.
+    assert!(codes.starts_with("f9aef0"), "{codes}");
+    assert!(codes.ends_with("ed"), "{codes}");
+    assert!(
+        codes[6..codes.len() - 2].chars().all(|c| c == '0'),
+        "{codes}"
+    );
+    let call = &parts[1].1;
+    assert_eq!(call["toolName"], "weatherTool");
+    assert_eq!(parts[2].1["toolCallId"], call["toolCallId"]);
+    assert_eq!(parts[2].1["result"]["temperatureC"], 21);
+    assert_eq!(parts[3].1["finishReason"], "tool-calls");
+    assert_eq!(parts[3].1["isContinued"], false);
+    let text: String = parts
+        .iter()
+        .filter(|(c, _)| *c == '0')
+        .map(|(_, v)| v.as_str().unwrap())
+        .collect();
+    assert!(text.starts_with("Tool said: "), "{text}");
+    let finish = &parts.last().unwrap().1;
+    assert_eq!(finish["finishReason"], "stop");
+    assert_eq!(finish["usage"]["completionTokens"], 10);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_vnext_writes_records() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/streamVNext",
+            json!({"messages": "Weather in Berlin?", "runId": "vn-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.ends_with('\u{1e}'));
+    let records: Vec<Value> = r
+        .text
+        .split('\u{1e}')
+        .filter(|t| !t.is_empty())
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    let types: Vec<&str> = records
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &types[..6],
+        [
+            "start",
+            "step-start",
+            "tool-call",
+            "tool-result",
+            "step-finish",
+            "step-start"
+        ]
+    );
+    assert_eq!(types[types.len() - 2..], ["step-finish", "finish"]);
+    assert!(types.contains(&"text-delta"));
+    for r in &records {
+        assert_eq!(r["runId"], "vn-1");
+        assert_eq!(r["from"], "AGENT");
+    }
+    assert_eq!(records[3]["payload"]["toolName"], "weatherTool");
+    assert_eq!(records[3]["payload"]["result"]["city"], "Berlin");
+    assert_eq!(records[4]["payload"]["reason"], "tool-calls");
+    assert_eq!(
+        records.last().unwrap()["payload"]["totalUsage"]["totalTokens"],
+        30
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_steps_client_tools_and_failing_tools() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+
+    // The project's max_steps (3) stops a model that never stops calling; a request may lower it.
+    let v = s
+        .post("/api/agents/loopAgent/generate", json!({"messages": "go"}))
+        .await
+        .json();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["finishReason"], "tool-calls");
+    let v = s
+        .post(
+            "/api/agents/loopAgent/generate",
+            json!({"messages": "go", "maxSteps": 1}),
+        )
+        .await
+        .json();
+    assert_eq!(v["steps"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["toolResults"][0]["result"]["city"], "Oslo",
+        "executed once: {v}"
+    );
+
+    // A client tool's call ends the run unexecuted, for the client to run.
+    let v = s
+        .post(
+            "/api/agents/clientAgent/generate",
+            json!({"messages": "ask me", "clientTools": {"askUser": {"description": "Ask the user", "inputSchema": {"type": "object", "properties": {"question": {"type": "string"}}}}}}),
+        )
+        .await
+        .json();
+    assert_eq!(v["finishReason"], "tool-calls", "{v}");
+    assert_eq!(v["toolCalls"][0]["toolName"], "askUser");
+    assert_eq!(v["toolCalls"][0]["args"]["question"], "Which city?");
+    assert_eq!(v["toolResults"], json!([]));
+    assert_eq!(v["steps"].as_array().unwrap().len(), 1);
+    // The client re-posts with the result; the model then answers.
+    let call_id = v["toolCalls"][0]["toolCallId"].clone();
+    let v = s
+        .post(
+            "/api/agents/clientAgent/generate",
+            json!({"messages": [
+                {"role": "user", "content": "ask me"},
+                {"role": "assistant", "content": [{"type": "tool-call", "toolCallId": call_id, "toolName": "askUser", "args": {"question": "Which city?"}}]},
+                {"role": "tool", "content": [{"type": "tool-result", "toolCallId": call_id, "toolName": "askUser", "result": "Paris"}]}
+            ], "clientTools": {"askUser": {"description": "Ask the user", "inputSchema": {"type": "object"}}}, "toolChoice": "none"}),
+        )
+        .await
+        .json();
+    assert_eq!(v["text"], "Tool said: Paris", "{v}");
+
+    // A throwing tool is a result the model reads, not a 500.
+    let r = s
+        .post(
+            "/api/agents/throwAgent/generate",
+            json!({"messages": "try"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let result = &v["steps"][0]["toolResults"][0];
+    assert!(
+        result["result"]["error"].as_str().unwrap().contains("boom"),
+        "{v}"
+    );
+    assert_eq!(result["isError"], true);
+    assert!(v["text"].as_str().unwrap().contains("boom"), "{v}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_clear_json_errors() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+    for route in ["generate", "stream", "streamVNext"] {
+        let r = s
+            .post(
+                &format!("/api/agents/nobody/{route}"),
+                json!({"messages": "hi"}),
+            )
+            .await;
+        assert_eq!(r.status, 404, "{route}");
+        assert_eq!(r.error(), "Agent with name nobody not found");
+        let r = s
+            .post(&format!("/api/agents/weatherAgent/{route}"), json!({}))
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.error(), "Argument \"messages\" is required");
+    }
+    for (body, needle) in [
+        (json!({"messages": 42}), "messages"),
+        (
+            json!({"messages": [{"role": "robot", "content": "x"}]}),
+            "role",
+        ),
+        (
+            json!({"messages": "x", "toolChoice": "sometimes"}),
+            "toolChoice",
+        ),
+        (
+            json!({"messages": "x", "toolChoice": {"type": "tool", "toolName": "nope"}}),
+            "nope",
+        ),
+        (json!({"messages": "x", "temperature": 9}), "temperature"),
+        (json!({"messages": "x", "maxSteps": 0}), "maxSteps"),
+        (json!({"messages": "x", "maxTokens": "many"}), "maxTokens"),
+        (json!({"messages": "x", "output": "json please"}), "output"),
+        (json!({"messages": "x", "output": {"type": 12}}), "output"),
+        (
+            json!({"messages": "x", "stopSequences": "END"}),
+            "stopSequences",
+        ),
+        (json!({"messages": "x", "threadId": "t1"}), "resourceId"),
+        (json!({"messages": "x", "clientTools": []}), "clientTools"),
+    ] {
+        let r = s
+            .post("/api/agents/weatherAgent/generate", body.clone())
+            .await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert!(r.error().contains(needle), "{body}: {}", r.error());
+    }
+    let r = s
+        .post_raw("/api/agents/weatherAgent/stream", "{not json")
+        .await;
+    assert_eq!(r.status, 400);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_objects_tools_instructions_evals_and_voice() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&project(&base)).await;
+    let all = s.get("/api/agents").await.json();
+    let a = &all["weatherAgent"];
+    assert_eq!(a["name"], "Weather Agent");
+    assert_eq!(a["modelId"], "weather");
+    assert_eq!(a["provider"], "openai-compatible");
+    assert_eq!(a["tools"]["weatherTool"]["id"], "get-weather");
+    let schema: Value =
+        serde_json::from_str(a["tools"]["weatherTool"]["inputSchema"].as_str().unwrap()).unwrap();
+    assert_eq!(schema["json"]["required"], json!(["city"]));
+    assert_eq!(a["defaultGenerateOptions"], json!({}));
+    assert_eq!(all["clientAgent"]["name"], "clientAgent");
+    let one = s.get("/api/agents/weatherAgent").await.json();
+    assert_eq!(
+        one["instructions"],
+        "You answer questions about the weather."
+    );
+    assert_eq!(s.get("/api/agents/nobody").await.status, 404);
+
+    // Tools run by id, with input validation.
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/tools/get-weather/execute",
+            json!({"data": {"city": "Rome"}}),
+        )
+        .await;
+    assert_eq!(r.json()["city"], "Rome");
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/tools/weatherTool/execute",
+            json!({"data": {"city": "Rome"}}),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (404, "Tool not found".into()));
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/tools/get-weather/execute",
+            json!({"data": {"town": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    // Instructions change only from the playground (or in dev mode).
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/instructions",
+            json!({"instructions": "Be brief."}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.error(),
+        "This API is only available in the playground environment"
+    );
+    let playground = |path: &str, body: Value| {
+        s.client
+            .post(s.url(path))
+            .header("x-mastra-dev-playground", "true")
+            .json(&body)
+    };
+    let r = s
+        .send(playground(
+            "/api/agents/weatherAgent/instructions",
+            json!({}),
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Missing required fields".into())
+    );
+    let r = s
+        .send(playground(
+            "/api/agents/weatherAgent/instructions",
+            json!({"instructions": "Be brief."}),
+        ))
+        .await;
+    assert_eq!(r.json(), json!({"instructions": "Be brief."}));
+    assert_eq!(
+        s.get("/api/agents/weatherAgent").await.json()["instructions"],
+        "Be brief."
+    );
+    let r = s
+        .send(playground(
+            "/api/agents/weatherAgent/instructions/enhance",
+            json!({}),
+        ))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Missing instructions in request body".into())
+    );
+
+    // Evals: empty lists from storage.
+    let ci = s.get("/api/agents/weatherAgent/evals/ci").await.json();
+    assert_eq!(ci["evals"], json!([]));
+    assert_eq!(ci["name"], "Weather Agent");
+    assert_eq!(
+        s.get("/api/agents/weatherAgent/evals/live").await.json()["evals"],
+        json!([])
+    );
+    assert_eq!(s.get("/api/agents/nobody/evals/ci").await.status, 404);
+
+    // Voice: no provider can be configured; answered as Mastra answers for such an agent.
+    let r = s.get("/api/agents/weatherAgent/voice/speakers").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (500, "No voice provider configured".into())
+    );
+    let r = s.get("/api/agents/weatherAgent/speakers").await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.headers["deprecation"], "true");
+    assert!(
+        r.headers["link"]
+            .to_str()
+            .unwrap()
+            .contains("/voice/speakers")
+    );
+    assert_eq!(
+        s.get("/api/agents/weatherAgent/voice/listener")
+            .await
+            .status,
+        500
+    );
+    assert_eq!(s.get("/api/agents/nobody/voice/listener").await.status, 404);
+    let r = s
+        .post("/api/agents/weatherAgent/voice/speak", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Argument \"text\" is required".into())
+    );
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/voice/speak",
+            json!({"input": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 500);
+    let r = s
+        .post("/api/agents/weatherAgent/voice/listen", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Audio file is required".into())
+    );
+    s.stop().await;
+}
+
+const LOCAL_PROJECT: &str = r#"
+models:
+  chat: { local: smollm2-135m-instruct }
+tools:
+  calculator: { builtin: calculator }
+  datetime: { builtin: datetime }
+agents:
+  assistant:
+    instructions: You are a concise, helpful assistant.
+    model: chat
+    tools: [calculator, datetime]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_model_answers_calls_tools_and_follows_schemas() {
+    let s = TestServer::start(LOCAL_PROJECT).await;
+    let v = s
+        .post(
+            "/api/agents/assistant/generate",
+            json!({"messages": "Hello there, how are you today?", "maxTokens": 40}),
+        )
+        .await
+        .json();
+    assert!(!v["text"].as_str().unwrap().trim().is_empty(), "{v}");
+    assert_eq!(v["toolCalls"], json!([]), "small talk calls no tool: {v}");
+
+    // A request about a tool's job is routed to it; the model answers with the result.
+    let v = s
+        .post(
+            "/api/agents/assistant/generate",
+            json!({"messages": "Calculate 17 * 23", "maxTokens": 60, "temperature": 0}),
+        )
+        .await
+        .json();
+    let call = &v["steps"][0]["toolCalls"][0];
+    assert_eq!(call["toolName"], "calculator", "{v}");
+    assert!(call["args"]["expression"].is_string(), "{v}");
+    assert!(!v["text"].as_str().unwrap().trim().is_empty(), "{v}");
+
+    // toolChoice required: the call's arguments validate against the tool's schema.
+    let v = s
+        .post(
+            "/api/agents/assistant/generate",
+            json!({"messages": "What is twelve times seven?", "toolChoice": {"type": "tool", "toolName": "calculator"}, "maxSteps": 1}),
+        )
+        .await
+        .json();
+    assert_eq!(v["finishReason"], "tool-calls", "{v}");
+    assert!(v["toolCalls"][0]["args"]["expression"].is_string(), "{v}");
+    assert!(v["toolResults"][0]["result"].is_object(), "{v}");
+
+    // Structured output validates in 20 of 20 runs.
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 40},
+            "population": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3}
+        },
+        "required": ["city", "population", "tags"]
+    });
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for seed in 0..20 {
+        let r = s
+            .post(
+                "/api/agents/assistant/generate",
+                json!({"messages": "Describe Paris.", "output": schema, "seed": seed, "maxTokens": 120}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let object = &r.json()["object"];
+        assert!(validator.is_valid(object), "run {seed}: {object}");
+    }
+    s.stop().await;
+}
