@@ -5,9 +5,8 @@
 //! request is embedded and compared with each tool's name and description; when the closest
 //! tool is similar enough, the model is asked to write a call (to that tool), else to answer.
 
-use std::sync::Arc;
-
-use tokio::sync::OnceCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::inference::{Embedder, InferenceError, ToolSpec};
 
@@ -17,8 +16,21 @@ pub const CALL_THRESHOLD: f32 = 0.3;
 
 pub struct ToolRouter {
     embedder: Option<Arc<dyn Embedder>>,
-    /// Embeddings of the tool texts, computed on first use, keyed by the tool texts.
-    tool_vectors: OnceCell<(Vec<String>, Vec<Vec<f32>>)>,
+    /// Embeddings of tool texts and examples, computed once each.
+    cache: Mutex<HashMap<String, Vec<f32>>>,
+}
+
+/// Sentences a built-in tool is for, beyond its description.
+fn examples(tool: &str) -> &'static [&'static str] {
+    match tool {
+        crate::agent::run::WORKING_MEMORY_TOOL => &[
+            "My name is",
+            "I live in my home town",
+            "My job is, I work as",
+            "I like, I enjoy, my hobby is",
+        ],
+        _ => &[],
+    }
 }
 
 /// The text a tool is recognised by.
@@ -64,11 +76,39 @@ impl ToolRouter {
     pub fn new(embedder: Option<Arc<dyn Embedder>>) -> ToolRouter {
         ToolRouter {
             embedder,
-            tool_vectors: OnceCell::new(),
+            cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Similarity of `request` to each tool, in the order of `tools`.
+    /// Embeddings of `texts`, from the cache where possible.
+    async fn embed_cached(
+        &self,
+        embedder: &Arc<dyn Embedder>,
+        texts: &[String],
+    ) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let missing: Vec<String> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            texts
+                .iter()
+                .filter(|t| !cache.contains_key(*t))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let vectors = embedder.embed(missing.clone()).await?;
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            for (t, v) in missing.into_iter().zip(vectors) {
+                cache.insert(t, v);
+            }
+        }
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(texts
+            .iter()
+            .map(|t| cache.get(t).cloned().unwrap_or_default())
+            .collect())
+    }
+
+    /// Similarity of `request` to each tool (its best text), in the order of `tools`.
     pub async fn scores(
         &self,
         request: &str,
@@ -77,23 +117,30 @@ impl ToolRouter {
         let Some(embedder) = &self.embedder else {
             return Ok(vec![0.0; tools.len()]);
         };
-        let texts: Vec<String> = tools.iter().map(tool_text).collect();
-        let (cached_texts, cached) = self
-            .tool_vectors
-            .get_or_try_init(|| async {
-                let v = embedder.embed(texts.clone()).await?;
-                Ok::<_, InferenceError>((texts.clone(), v))
+        let per_tool: Vec<Vec<String>> = tools
+            .iter()
+            .map(|t| {
+                std::iter::once(tool_text(t))
+                    .chain(examples(&t.name).iter().map(|e| e.to_string()))
+                    .collect()
             })
-            .await?;
-        // Client tools vary per request: embed them alongside when the set differs.
-        let tool_vectors = if *cached_texts == texts {
-            cached.clone()
-        } else {
-            embedder.embed(texts).await?
-        };
+            .collect();
+        let all: Vec<String> = per_tool.iter().flatten().cloned().collect();
+        let vectors = self.embed_cached(embedder, &all).await?;
         let query = embedder.embed(vec![request.to_string()]).await?;
         let q = query.first().cloned().unwrap_or_default();
-        Ok(tool_vectors.iter().map(|t| cosine(&q, t)).collect())
+        let mut at = 0;
+        Ok(per_tool
+            .iter()
+            .map(|texts| {
+                let best = vectors[at..at + texts.len()]
+                    .iter()
+                    .map(|v| cosine(&q, v))
+                    .fold(f32::MIN, f32::max);
+                at += texts.len();
+                best
+            })
+            .collect())
     }
 
     /// The tool `request` asks for, if any.
@@ -163,13 +210,28 @@ mod tests {
                 description: "The current date and time".into(),
                 parameters: json!({"properties": {"timezone": {}}}),
             },
+            ToolSpec {
+                name: crate::agent::run::WORKING_MEMORY_TOOL.into(),
+                description: crate::agent::run::WORKING_MEMORY_DESCRIPTION.into(),
+                parameters: json!({"properties": {"memory": {}}}),
+            },
         ];
         for (q, want) in [
             ("What is the weather in Berlin?", Some("weatherTool")),
             ("Will it rain in Paris today?", Some("weatherTool")),
             ("Calculate 17 * 23", Some("calculator")),
             ("What time is it?", Some("datetime")),
+            (
+                "My name is Ann and I live in Oslo.",
+                Some("updateWorkingMemory"),
+            ),
+            (
+                "I work as a nurse and I like hiking",
+                Some("updateWorkingMemory"),
+            ),
             ("Hello there, how are you today?", None),
+            ("Please stream something back", None),
+            ("Remember the word kiwi", None),
             ("Write a haiku about the sea", None),
         ] {
             let scores = router.scores(q, &tools).await.unwrap();

@@ -178,6 +178,8 @@ fn schema_hint(schema: &Value) -> String {
 
 /// The tool through which an agent updates its working memory.
 pub const WORKING_MEMORY_TOOL: &str = "updateWorkingMemory";
+/// Its description; worded like what users say about themselves, which is when it is due.
+pub const WORKING_MEMORY_DESCRIPTION: &str = "Remember what the user tells about themselves: my name is, I live in, I work as, I like, my goal is.";
 
 /// The memory a run belongs to.
 #[derive(Clone)]
@@ -201,7 +203,7 @@ impl MemoryContext {
         let wm = &self.config.working_memory;
         wm.enabled.then(|| ToolSpec {
             name: WORKING_MEMORY_TOOL.into(),
-            description: "Update the working memory: remember facts the user tells about themselves (name, location, preferences, goals).".into(),
+            description: WORKING_MEMORY_DESCRIPTION.into(),
             parameters: json!({
                 "type": "object",
                 "properties": {"memory": wm.schema.clone().unwrap_or_else(|| json!({"type": "string", "description": "The whole updated working memory"}))},

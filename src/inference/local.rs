@@ -150,7 +150,7 @@ impl ChatEngine {
     /// tools and ends inside the call (see [`tool_protocol`]).
     pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
         let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
-        let mut messages = tool_protocol::template_messages(&req.messages);
+        let mut messages = tool_protocol::template_messages(&req.messages, forced.is_some());
         if let Some(tools) = &forced {
             messages =
                 tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
@@ -189,6 +189,11 @@ impl ChatEngine {
             Some(tools) => Some(tool_protocol::call_schema(tools)),
             None => req.json_schema.clone(),
         };
+        // A text answer never contains a raw call (small models imitate earlier ones).
+        let mut stops = req.stop.clone();
+        if forced.is_none() {
+            stops.push(tool_protocol::OPEN.to_string());
+        }
         let mut silent = |_: &str| true;
         let on_delta: &mut dyn FnMut(&str) -> bool = if forced.is_some() {
             &mut silent
@@ -255,8 +260,7 @@ impl ChatEngine {
             }
             out.extend_from_slice(&next);
             text = self.decode(&out);
-            if let Some((cut, _)) = req
-                .stop
+            if let Some((cut, _)) = stops
                 .iter()
                 .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))
                 .min_by_key(|(i, _)| *i)
@@ -270,7 +274,7 @@ impl ChatEngine {
             if text.ends_with('\u{FFFD}') {
                 ready -= '\u{FFFD}'.len_utf8();
             }
-            for s in &req.stop {
+            for s in &stops {
                 for k in (1..s.len()).rev() {
                     if s.is_char_boundary(k) && text[..ready].ends_with(&s[..k]) {
                         ready = ready.min(ready - k);

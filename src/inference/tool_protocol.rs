@@ -97,39 +97,78 @@ pub fn new_call_id() -> String {
     format!("call_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
 }
 
-/// Messages in the plain `{role, content}` form a chat template takes: earlier calls are
-/// written back in the call format and tool results as `tool` turns that name their tool.
-pub fn template_messages(messages: &[ChatMessage]) -> Vec<Value> {
+/// Messages in the plain `{role, content}` form a chat template takes.
+///
+/// When the model is about to write a call (`calling`), earlier calls are written back in the
+/// call format and results as `tool` turns, so it sees what it already did. When it is about to
+/// answer, each result is instead appended to the user message it answers ("weatherTool
+/// returned …") and the call turns are left out: a small model answers from facts in the
+/// question far better than from a transcript of calls, which it tends to imitate.
+pub fn template_messages(messages: &[ChatMessage], calling: bool) -> Vec<Value> {
     let mut names = std::collections::HashMap::new();
-    messages
-        .iter()
-        .map(|m| {
+    let mut out: Vec<Value> = Vec::new();
+    for m in messages {
+        for c in &m.tool_calls {
+            names.insert(c.id.clone(), c.name.clone());
+        }
+        let name_of = |m: &ChatMessage| {
+            m.tool_call_id
+                .as_ref()
+                .and_then(|id| names.get(id))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let result_of = |m: &ChatMessage| {
+            serde_json::from_str::<Value>(&m.content)
+                .unwrap_or_else(|_| Value::String(m.content.clone()))
+        };
+        if calling {
             let content = if !m.tool_calls.is_empty() {
                 let calls: Vec<Value> = m
                     .tool_calls
                     .iter()
-                    .map(|c| {
-                        names.insert(c.id.clone(), c.name.clone());
-                        json!({"name": c.name, "arguments": c.arguments})
-                    })
+                    .map(|c| json!({"name": c.name, "arguments": c.arguments}))
                     .collect();
                 format!("{}{OPEN}{}{CLOSE}", m.content, Value::Array(calls))
             } else if m.role == "tool" {
-                let name = m
-                    .tool_call_id
-                    .as_ref()
-                    .and_then(|id| names.get(id))
-                    .cloned()
-                    .unwrap_or_default();
-                let result = serde_json::from_str::<Value>(&m.content)
-                    .unwrap_or_else(|_| Value::String(m.content.clone()));
-                json!({"name": name, "result": result}).to_string()
+                json!({"name": name_of(m), "result": result_of(m)}).to_string()
             } else {
                 m.content.clone()
             };
-            json!({"role": m.role, "content": content})
-        })
-        .collect()
+            out.push(json!({"role": m.role, "content": content}));
+            continue;
+        }
+        if m.role == "tool" {
+            let fact = format!("\n\nFacts: {}", facts(&result_of(m)));
+            match out.iter_mut().rev().find(|t| t["role"] == "user") {
+                Some(user) => {
+                    let text = user["content"].as_str().unwrap_or_default().to_string();
+                    user["content"] = Value::String(text + &fact);
+                }
+                None => out.push(json!({"role": "user", "content": fact.trim_start()})),
+            }
+        } else if !(m.role == "assistant" && m.content.is_empty() && !m.tool_calls.is_empty()) {
+            out.push(json!({"role": m.role, "content": m.content}));
+        }
+    }
+    out
+}
+
+/// A tool result as short `key: value` facts (JSON for anything nested), which small models
+/// quote more faithfully than a JSON document.
+fn facts(result: &Value) -> String {
+    match result {
+        Value::Object(map) if map.values().all(|v| !v.is_object() && !v.is_array()) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}: {s}"),
+                other => format!("{k}: {other}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// `messages` with `extra` appended to the system message (one is added when there is none).
@@ -218,12 +257,17 @@ mod tests {
         assistant.tool_calls = vec![call];
         let mut tool = ChatMessage::new("tool", r#"{"t":3}"#);
         tool.tool_call_id = Some("c1".into());
-        let out = template_messages(&[ChatMessage::new("user", "Weather?"), assistant, tool]);
+        let history = [ChatMessage::new("user", "Weather?"), assistant, tool];
+        let out = template_messages(&history, true);
         assert_eq!(
             out[1]["content"],
             r#"<tool_call>[{"name":"weather","arguments":{"city":"Oslo"}}]</tool_call>"#
         );
         assert_eq!(out[2]["content"], r#"{"name":"weather","result":{"t":3}}"#);
+        // Answering: the result is folded into the question, the call turn left out.
+        let answering = template_messages(&history, false);
+        assert_eq!(answering.len(), 1);
+        assert_eq!(answering[0]["content"], "Weather?\n\nFacts: t: 3");
         let sys = with_system_text(&out, "tools here");
         assert_eq!(sys[0]["role"], "system");
         assert_eq!(sys.len(), 4);
