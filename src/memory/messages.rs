@@ -763,6 +763,24 @@ pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, M
         }
         let content: ContentV2 = serde_json::from_value(Value::Object(c.clone()))
             .map_err(|e| MessageError(format!("content: {e}")))?;
+        // Clients often send only the parts; derive the summary fields they left out.
+        let mut derived = MessageV2 {
+            id: String::new(),
+            role: String::new(),
+            created_at,
+            thread_id: None,
+            resource_id: None,
+            kind: v2_kind(),
+            content: content.clone(),
+        };
+        finish_v2(&mut derived);
+        let content = ContentV2 {
+            content: content.content.or(derived.content.content),
+            tool_invocations: content
+                .tool_invocations
+                .or(derived.content.tool_invocations),
+            ..content
+        };
         MessageV2 {
             id: id.clone(),
             role: role.to_string(),

@@ -334,7 +334,7 @@ pub async fn thread_messages_paginated(
         let ms = m.created_at.as_millisecond().max(0) as u64;
         select.range.0.is_none_or(|s| ms >= s) && select.range.1.is_none_or(|e| ms <= e)
     };
-    let mut keep: Vec<bool> = all.iter().map(|m| in_range(m)).collect();
+    let mut keep: Vec<bool> = all.iter().map(in_range).collect();
     if let Some(last) = select.last {
         let cut = all.len().saturating_sub(last);
         for k in keep.iter_mut().take(cut) {

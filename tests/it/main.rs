@@ -10,6 +10,7 @@ mod conventions;
 mod durability;
 mod inference;
 mod logs;
+mod memory;
 mod playground;
 mod telemetry;
 mod tools;

@@ -170,3 +170,15 @@ tools:
     description: Doubles its input via a JSON program
     command: { program: sh, args: ["-c", "read line; n=$(printf '%s' \"$line\" | sed 's/[^0-9]//g'); echo \"{\\\"value\\\": $((n * 2))}\""] }
 "#;
+
+/// Percent-encodes a query component.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
