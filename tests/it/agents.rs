@@ -27,6 +27,22 @@ async fn scripted(req: &mut Request, res: &mut Response) {
         ))
     };
     let (text, tool_call) = match model.as_str() {
+        "counter" => (
+            format!(
+                "seen {}: {}",
+                messages.len(),
+                messages
+                    .iter()
+                    .map(|m| format!(
+                        "{}={}",
+                        m["role"].as_str().unwrap_or(""),
+                        m["content"].as_str().unwrap_or("")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ),
+            None,
+        ),
         "loop" if can_call => (String::new(), call("weatherTool", json!({"city": "Oslo"}))),
         "client" if can_call => (
             String::new(),
@@ -100,6 +116,7 @@ models:
   looping: {{ openai: {{ base_url: "{base}", model: loop }} }}
   client: {{ openai: {{ base_url: "{base}", model: client }} }}
   thrower: {{ openai: {{ base_url: "{base}", model: thrower }} }}
+  counter: {{ openai: {{ base_url: "{base}", model: counter }} }}
 tools:
   weatherTool:
     id: get-weather
@@ -118,6 +135,10 @@ agents:
   loopAgent: {{ instructions: Loops., model: looping, tools: [weatherTool], max_steps: 3 }}
   clientAgent: {{ instructions: Asks., model: client }}
   throwAgent: {{ instructions: Fails., model: thrower, tools: [failing] }}
+  memoAgent:
+    instructions: Remembers.
+    model: counter
+    memory: {{ last_messages: 3, working_memory: {{ enabled: true }}, threads: {{ generate_title: true }} }}
 "#
     )
 }
@@ -655,5 +676,106 @@ async fn the_local_model_answers_calls_tools_and_follows_schemas() {
         let object = &r.json()["object"];
         assert!(validator.is_valid(object), "run {seed}: {object}");
     }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_remember_threads_across_calls_and_restarts() {
+    let base = scripted_server().await;
+    let mut s = TestServer::start(&project(&base)).await;
+    let first = s
+        .post(
+            "/api/agents/memoAgent/generate",
+            json!({"messages": "I am Ann", "threadId": "t1", "resourceId": "u1"}),
+        )
+        .await
+        .json();
+    assert!(
+        first["text"].as_str().unwrap().contains("user=I am Ann"),
+        "{first}"
+    );
+    // The thread was created and holds both messages.
+    let thread = s
+        .get("/api/memory/threads/t1?agentId=memoAgent")
+        .await
+        .json();
+    assert_eq!(thread["resourceId"], "u1");
+    let stored = s
+        .get("/api/memory/threads/t1/messages?agentId=memoAgent")
+        .await
+        .json();
+    let roles: Vec<&str> = stored["uiMessages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant"]);
+    // The title is written from the first message, in the background.
+    crate::support::eventually("a generated title", || async {
+        let t = s
+            .get("/api/memory/threads/t1?agentId=memoAgent")
+            .await
+            .json();
+        (!t["title"].as_str().unwrap().starts_with("New Thread")).then_some(())
+    })
+    .await;
+
+    // The next call (new-style `memory` option, after a restart) sees the history; the stream
+    // saves its turn too.
+    s.restart().await;
+    let r = s
+        .post(
+            "/api/agents/memoAgent/stream",
+            json!({"messages": "Who am I?", "memory": {"thread": "t1", "resource": "u1"}}),
+        )
+        .await;
+    let streamed: String = lines(&r.text)
+        .iter()
+        .filter(|(c, _)| *c == '0')
+        .map(|(_, v)| v.as_str().unwrap().to_string())
+        .collect();
+    assert!(streamed.contains("user=I am Ann"), "{streamed}");
+    assert!(streamed.contains("user=Who am I?"), "{streamed}");
+    // Working memory is in the system context.
+    assert!(streamed.contains("WORKING MEMORY"), "{streamed}");
+    // lastMessages (3) bounds what is recalled: 4 stored messages, 3 recalled.
+    let v = s
+        .post(
+            "/api/agents/memoAgent/generate",
+            json!({"messages": "again", "threadId": "t1", "resourceId": "u1"}),
+        )
+        .await
+        .json();
+    // system + the last 3 of 4 stored + the new message.
+    let text = v["text"].as_str().unwrap();
+    assert!(text.starts_with("seen 5: "), "{text}");
+    let stored = s
+        .get("/api/memory/threads/t1/messages?agentId=memoAgent")
+        .await
+        .json();
+    assert_eq!(stored["uiMessages"].as_array().unwrap().len(), 6);
+
+    // A thread of another resource is refused; an agent without memory ignores threads.
+    let r = s
+        .post(
+            "/api/agents/memoAgent/generate",
+            json!({"messages": "hi", "threadId": "t1", "resourceId": "intruder"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s
+        .post(
+            "/api/agents/weatherAgent/generate",
+            json!({"messages": "hi", "threadId": "t9", "resourceId": "u1", "toolChoice": "none"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        s.get("/api/memory/threads/t9?agentId=memoAgent")
+            .await
+            .status,
+        404
+    );
     s.stop().await;
 }
