@@ -55,8 +55,9 @@ enum Command {
         #[arg(long, short, env = "EDGESTRA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Measure this machine: `models` (prefill, decode, embeddings, memory) or `vector`
-    /// (HNSW build, recall, queries per second).
+    /// Measure this machine: `models` (prefill, decode, embeddings, memory), `vector`
+    /// (HNSW build, recall, queries per second) or `memory` (thread listing and semantic
+    /// recall latency).
     Bench {
         /// What to measure.
         #[arg(value_enum, default_value = "models")]
@@ -64,6 +65,9 @@ enum Command {
         /// Vectors for the vector benchmark.
         #[arg(long, default_value_t = 100_000)]
         vectors: usize,
+        /// Messages for the memory benchmark (all in one resource).
+        #[arg(long, default_value_t = 10_000)]
+        messages: usize,
         /// Prompt length for the prefill measurement, in tokens.
         #[arg(long, default_value_t = 400)]
         prompt_tokens: usize,
@@ -77,6 +81,7 @@ enum Command {
 enum BenchTarget {
     Models,
     Vector,
+    Memory,
 }
 
 #[derive(clap::Args)]
@@ -365,6 +370,17 @@ async fn main() -> ExitCode {
             edgestra::vector::bench::run(vectors, 384, 1000, 1000);
             ExitCode::SUCCESS
         }
+        Command::Bench {
+            target: BenchTarget::Memory,
+            messages,
+            ..
+        } => match edgestra::memory::bench::run(messages, 50).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgestra bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench {
             prompt_tokens,
             decode_tokens,

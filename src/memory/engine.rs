@@ -452,38 +452,52 @@ impl Memory {
         resource_id: &str,
         query: &str,
     ) -> Result<Recalled> {
-        let thread = self.thread_messages(thread_id).await?;
-        let latest_from = thread.len().saturating_sub(cfg.last_messages);
-        let latest: Vec<MessageV2> = thread[latest_from..].to_vec();
+        let (store, t, n) = (self.store.clone(), thread_id.to_string(), cfg.last_messages);
+        let latest: Vec<MessageV2> = if n == 0 {
+            Vec::new()
+        } else {
+            blocking(move || store::latest_messages_of_thread(&store, &t, n))
+                .await?
+                .iter()
+                .filter_map(decode)
+                .collect()
+        };
         let mut recalled: Vec<MessageV2> = Vec::new();
         if let Some(sr) = &cfg.semantic_recall
             && !query.trim().is_empty()
         {
-            let pool = match sr.scope {
-                Scope::Thread => thread.clone(),
-                Scope::Resource => self.resource_messages(resource_id).await?,
-            };
             let scope_thread = (sr.scope == Scope::Thread).then_some(thread_id);
             let hits = self
                 .similar(query, resource_id, scope_thread, sr.top_k)
                 .await?;
-            let mut keep = vec![false; pool.len()];
-            for (id, _) in hits {
-                if let Some(i) = pool.iter().position(|m| m.id == id) {
-                    let lo = i.saturating_sub(sr.before);
-                    let hi = (i + sr.after).min(pool.len().saturating_sub(1));
-                    for k in keep.iter_mut().take(hi + 1).skip(lo) {
-                        *k = true;
+            let latest_ids: Vec<String> = latest.iter().map(|m| m.id.clone()).collect();
+            let (store, range) = (self.store.clone(), (sr.before, sr.after));
+            let hit_ids: Vec<String> = hits.into_iter().map(|(id, _)| id).collect();
+            // Each hit with its neighbours in its own thread, read by id (not the whole pool).
+            let found = blocking(move || {
+                let hits = store::messages_by_id(&store, &hit_ids)?;
+                let mut order: std::collections::HashMap<String, Vec<String>> = Default::default();
+                let mut wanted: Vec<String> = Vec::new();
+                for h in &hits {
+                    if !order.contains_key(&h.thread_id) {
+                        let ids = store::message_ids_of_thread(&store, &h.thread_id)?;
+                        order.insert(h.thread_id.clone(), ids);
+                    }
+                    let ids = &order[&h.thread_id];
+                    if let Some(i) = ids.iter().position(|id| id == &h.id) {
+                        let hi = (i + range.1).min(ids.len().saturating_sub(1));
+                        for id in &ids[i.saturating_sub(range.0)..=hi] {
+                            if !wanted.contains(id) && !latest_ids.contains(id) {
+                                wanted.push(id.clone());
+                            }
+                        }
                     }
                 }
-            }
-            let latest_ids: Vec<&str> = latest.iter().map(|m| m.id.as_str()).collect();
-            recalled = pool
-                .into_iter()
-                .zip(keep)
-                .filter(|(m, k)| *k && !latest_ids.contains(&m.id.as_str()))
-                .map(|(m, _)| m)
-                .collect();
+                store::messages_by_id(&store, &wanted)
+            })
+            .await?;
+            recalled = found.iter().filter_map(decode).collect();
+            recalled.sort_by_key(|m| m.created_at);
         }
         let mut history = messages::v2_to_core(&recalled);
         history.extend(messages::v2_to_core(&latest));

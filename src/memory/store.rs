@@ -201,6 +201,31 @@ pub fn messages_of_thread(store: &Store, thread_id: &str) -> Result<Vec<StoredMe
     store.read_blocking(|tx| list_by::<StoredMessage>(tx, 0, thread_id, Order::Oldest))
 }
 
+/// Ids of a thread's messages, oldest first (read from the index alone).
+pub fn message_ids_of_thread(store: &Store, thread_id: &str) -> Result<Vec<String>> {
+    store.read_blocking(|tx| collection::ids_by::<StoredMessage>(tx, 0, thread_id, Order::Oldest))
+}
+
+/// The `n` latest messages of a thread, oldest first.
+pub fn latest_messages_of_thread(
+    store: &Store,
+    thread_id: &str,
+    n: usize,
+) -> Result<Vec<StoredMessage>> {
+    store.read_blocking(|tx| {
+        let mut ids = collection::ids_by::<StoredMessage>(tx, 0, thread_id, Order::Newest)?;
+        ids.truncate(n);
+        ids.reverse();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = get::<StoredMessage>(tx, &id)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// A resource's messages across its threads, oldest first.
 pub fn messages_of_resource(store: &Store, resource_id: &str) -> Result<Vec<StoredMessage>> {
     store.read_blocking(|tx| list_by::<StoredMessage>(tx, 1, resource_id, Order::Oldest))
