@@ -3,6 +3,7 @@
 //! [`run::AgentEvent`]s as the run proceeds and a [`run::RunResult`] at the end, and choose how to
 //! put them on the wire.
 
+pub mod a2a;
 pub mod enhance;
 pub mod evals;
 pub mod options;

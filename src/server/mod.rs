@@ -1,6 +1,7 @@
 //! The HTTP layer (salvo): routing, conventions shared by every route (errors, body limit, CORS,
 //! auth, request ids), and one module per API group with thin handlers that call the engines.
 
+mod a2a;
 mod agents;
 mod error;
 mod logs;
@@ -197,6 +198,9 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
 fn api_router() -> Router {
     let router = Router::new()
         .push(Router::with_path("api").get(system::root))
+        .push(Router::with_path(".well-known/{agentId}/agent.json").get(a2a::card))
+        .push(Router::with_path(".well-known/{agentId}/agent-card.json").get(a2a::card))
+        .push(Router::with_path("a2a/{agentId}").post(a2a::rpc))
         .push(Router::with_path("api/agents").get(agents::list))
         .push(Router::with_path("api/agents/{agentId}").get(agents::get))
         .push(Router::with_path("api/agents/{agentId}/evals/ci").get(agents::evals_ci))

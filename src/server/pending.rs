@@ -35,8 +35,6 @@ macro_rules! pending_routes {
 }
 
 pending_routes! {
-    get_well_known_agent_id_agent_json get "agents" ".well-known/{agentId}/agent.json";
-    post_a2a_agent_id post "agents" "a2a/{agentId}";
     get_api_mcp_v0_servers get "mcp" "api/mcp/v0/servers";
     get_api_mcp_v0_servers_id get "mcp" "api/mcp/v0/servers/{id}";
     get_api_mcp_server_id_mcp get "mcp" "api/mcp/{serverId}/mcp";

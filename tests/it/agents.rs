@@ -779,3 +779,132 @@ async fn agents_remember_threads_across_calls_and_restarts() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2a_cards_and_tasks_in_both_protocol_generations() {
+    let base = scripted_server().await;
+    let mut s = TestServer::start(&project(&base)).await;
+    for path in ["agent.json", "agent-card.json"] {
+        let card = s
+            .get(&format!("/.well-known/weatherAgent/{path}"))
+            .await
+            .json();
+        assert_eq!(card["url"], "/a2a/weatherAgent");
+        assert_eq!(card["skills"][0]["id"], "weatherTool");
+        assert_eq!(card["capabilities"]["streaming"], true);
+    }
+    assert_eq!(s.get("/.well-known/nobody/agent.json").await.status, 404);
+
+    let rpc = |method: &str, params: Value| json!({"jsonrpc": "2.0", "id": "req-1", "method": method, "params": params});
+    // tasks/send (Mastra 0.13 / client-js 0.10).
+    let v = s
+        .post(
+            "/a2a/clientAgent",
+            rpc("tasks/send", json!({"id": "task-1", "sessionId": "s1", "message": {"role": "user", "parts": [{"type": "text", "text": "hello a2a"}]}})),
+        )
+        .await
+        .json();
+    assert_eq!(v["id"], "req-1");
+    let task = &v["result"];
+    assert_eq!(
+        (task["id"].clone(), task["status"]["state"].clone()),
+        (json!("task-1"), json!("completed"))
+    );
+    assert_eq!(
+        task["status"]["message"]["parts"][0]["text"],
+        "You said: hello a2a"
+    );
+    // The task outlives the request, and a restart.
+    s.restart().await;
+    let v = s
+        .post(
+            "/a2a/clientAgent",
+            rpc("tasks/get", json!({"id": "task-1"})),
+        )
+        .await
+        .json();
+    assert_eq!(v["result"]["status"]["state"], "completed", "{v}");
+    let v = s
+        .post(
+            "/a2a/clientAgent",
+            rpc("tasks/cancel", json!({"id": "task-1"})),
+        )
+        .await
+        .json();
+    assert_eq!(
+        v["result"]["status"]["state"], "completed",
+        "finished tasks stay as they are"
+    );
+    let v = s
+        .post("/a2a/clientAgent", rpc("tasks/get", json!({"id": "nope"})))
+        .await
+        .json();
+    assert_eq!(v["error"]["code"], -32001);
+
+    // message/send (A2A 0.2+).
+    let v = s
+        .post(
+            "/a2a/clientAgent",
+            rpc("message/send", json!({"message": {"kind": "message", "messageId": "m1", "role": "user", "parts": [{"kind": "text", "text": "new style"}], "taskId": "task-2"}})),
+        )
+        .await
+        .json();
+    let task = &v["result"];
+    assert_eq!(
+        (task["kind"].clone(), task["id"].clone()),
+        (json!("task"), json!("task-2"))
+    );
+    assert_eq!(task["status"]["message"]["parts"][0]["kind"], "text");
+    assert_eq!(task["history"][0]["messageId"], "m1");
+
+    // Streaming: a working record, then the task.
+    for (method, params) in [
+        (
+            "tasks/sendSubscribe",
+            json!({"id": "task-3", "message": {"role": "user", "parts": [{"type": "text", "text": "stream"}]}}),
+        ),
+        (
+            "message/stream",
+            json!({"message": {"kind": "message", "messageId": "m2", "role": "user", "parts": [{"kind": "text", "text": "stream"}]}}),
+        ),
+    ] {
+        let r = s.post("/a2a/clientAgent", rpc(method, params)).await;
+        let records: Vec<Value> = r
+            .text
+            .split('\u{1e}')
+            .filter(|t| !t.is_empty())
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
+        assert_eq!(records.len(), 2, "{method}: {}", r.text);
+        assert_eq!(records[0]["result"]["state"], "working");
+        assert_eq!(records[1]["result"]["status"]["state"], "completed");
+    }
+
+    // Failures: JSON-RPC errors with 200; the task is stored as failed.
+    let v = s
+        .post(
+            "/a2a/throwAgent",
+            rpc(
+                "tasks/send",
+                json!({"id": "task-4", "message": {"role": "user", "parts": [{"type": "image"}]}}),
+            ),
+        )
+        .await
+        .json();
+    assert_eq!(v["error"]["code"], -32602);
+    let r = s
+        .post("/a2a/clientAgent", rpc("agent/dance", json!({})))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["error"],
+        json!({"message": "Unsupported method: agent/dance", "code": "invalid_method"})
+    );
+    assert_eq!(
+        s.post("/a2a/nobody", rpc("tasks/get", json!({"id": "x"})))
+            .await
+            .status,
+        404
+    );
+    s.stop().await;
+}

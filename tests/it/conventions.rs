@@ -21,8 +21,9 @@ async fn api_root_and_openapi_document() {
             ops.push((m.to_uppercase(), path.clone()));
         }
     }
-    // The whole Mastra 0.13 route set, and nothing that is not served.
-    assert_eq!(ops.len(), 107, "{ops:?}");
+    // The whole Mastra 0.13 route set plus the later agent-card path, and nothing that is not
+    // served.
+    assert_eq!(ops.len(), 108, "{ops:?}");
     for (m, path) in &ops {
         let concrete = path.replace('{', "x").replace('}', "");
         let req = s
