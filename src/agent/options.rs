@@ -8,7 +8,7 @@ use crate::inference::{SamplingParams, ToolChoice};
 use crate::memory::messages::{CoreMessage, parse_input};
 
 /// Most tokens one step may generate unless the request says.
-pub const DEFAULT_MAX_TOKENS: usize = 512;
+pub const DEFAULT_MAX_TOKENS: usize = 320;
 /// Sampling temperature of agent calls unless the request or the agent's default options say
 /// otherwise: small local models stay on topic at 0.3 and wander at the usual 0.7.
 pub const DEFAULT_TEMPERATURE: f32 = 0.3;
