@@ -1,7 +1,8 @@
 /* edgestra playground — app.js
  * Owns: the live-reload SSE connection, hash routing, and the Agents /
- * Workflows / Tools views, including the JSON-Schema-generated tool form and
- * tool execution. Untrusted text only ever reaches the DOM through
+ * Workflows / Tools views, including the agent chat (threads kept in the
+ * agent's memory under resource = agent id, answers read from the AI-SDK data
+ * stream), the JSON-Schema-generated tool form and tool execution. Untrusted text only ever reaches the DOM through
  * textContent / text nodes / setAttribute (see h()); innerHTML is never used. */
 'use strict';
 
@@ -139,7 +140,11 @@ async function render() {
   const seq = ++renderSeq;
   document.querySelectorAll('[data-nav]').forEach((a) => a.classList.toggle('active', a.dataset.nav === section));
   const panel = document.getElementById('panel');
-  const views = { agents: renderAgents, workflows: renderWorkflows, tools: arg != null ? renderToolPage : renderTools };
+  const views = {
+    agents: arg != null ? renderChat : renderAgents,
+    workflows: renderWorkflows,
+    tools: arg != null ? renderToolPage : renderTools,
+  };
   const fn = views[section];
   const view = h('section', { class: 'view', 'data-view': section });
   if (!fn) {
@@ -165,13 +170,145 @@ async function renderAgents(view) {
     const model = [a.provider, a.modelId].filter(Boolean).join(' / ') || '—';
     const instr = a.instructions == null ? '' : str(a.instructions);
     return h('article', { class: 'card', 'data-testid': 'agent-' + id },
-      h('h2', {}, a.name || id),
+      h('h2', {}, h('a', { href: '#/agents/' + encodeURIComponent(id), 'data-testid': 'agent-link-' + id }, a.name || id)),
       h('dl', {},
         row('ID', h('code', {}, id)),
         row('Model', model),
         row('Tools', chips(Object.keys(a.tools || {})))),
       instr ? h('p', { class: 'excerpt', title: instr }, excerpt(instr, 240)) : null);
   })));
+}
+
+/* ---------- Agent chat ---------- */
+
+// Reads an AI-SDK data stream (`<code>:<json>` lines), calling on(code, value) per part.
+async function readDataStream(res, on) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      const colon = line.indexOf(':');
+      if (colon < 1) continue;
+      try { on(line.slice(0, colon), JSON.parse(line.slice(colon + 1))); } catch { /* skip a bad part */ }
+    }
+  }
+}
+
+// crypto.randomUUID exists only in secure contexts; a LAN address over http is not one.
+function newId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return 'thread-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 10);
+}
+
+function bubble(role, testid) {
+  const body = h('div', { class: 'body' });
+  const node = h('div', { class: 'msg ' + role, 'data-testid': testid }, h('div', { class: 'who' }, role), body);
+  return { node, body };
+}
+
+function toolNote(name, args, result) {
+  return h('details', { class: 'toolcall', 'data-testid': 'chat-tool-' + name },
+    h('summary', {}, `tool ${name}`),
+    h('pre', {}, 'args: ' + JSON.stringify(args, null, 2) + (result === undefined ? '' : '\nresult: ' + JSON.stringify(result, null, 2))));
+}
+
+// One stored UI message (text parts and tool invocations) as a bubble.
+function storedBubble(m) {
+  const b = bubble(m.role === 'user' ? 'user' : 'assistant', 'chat-msg');
+  for (const p of m.parts || []) {
+    if (p.type === 'text') b.body.append(h('p', {}, p.text));
+    else if (p.type === 'tool-invocation') {
+      const t = p.toolInvocation || {};
+      b.body.append(toolNote(t.toolName, t.args, t.result));
+    }
+  }
+  if (!b.body.childNodes.length && m.content) b.body.append(h('p', {}, str(m.content)));
+  return b.node;
+}
+
+async function renderChat(view, agentId) {
+  view.append(h('p', { class: 'crumbs' }, h('a', { href: '#/agents' }, '← All agents')));
+  const res = await api('GET', `/api/agents/${encodeURIComponent(agentId)}`);
+  if (!res.ok) return view.append(h('h1', {}, agentId), errorBox(res, 'agent-error'));
+  view.append(h('h1', {}, res.data.name || agentId));
+  const mem = await api('GET', `/api/memory/status?agentId=${encodeURIComponent(agentId)}`);
+  const hasMemory = mem.ok && mem.data && mem.data.result;
+  // The playground keeps each agent's chats under resource = agent id, as Mastra's does.
+  const threadKey = 'edgestra.thread.' + agentId;
+  let threadId = hasMemory ? (localStorage.getItem(threadKey) || null) : null;
+  const log = h('div', { class: 'chat-log', 'data-testid': 'chat-log' });
+  const input = h('textarea', { class: 'chat-input', rows: 2, placeholder: 'Message the agent…', 'data-testid': 'chat-input' });
+  const send = h('button', { type: 'submit', class: 'primary', 'data-testid': 'chat-send' }, 'Send');
+  const newChat = h('button', { type: 'button', 'data-testid': 'chat-new' }, 'New chat');
+  const form = h('form', { class: 'chat-form', autocomplete: 'off' }, input, h('div', { class: 'actions' }, newChat, send));
+  view.append(
+    h('p', { class: 'lead' }, hasMemory ? 'Conversations are kept in the agent\'s memory.' : 'This agent has no memory: each message stands alone.'),
+    log, form);
+
+  if (threadId) {
+    const hist = await api('GET', `/api/memory/threads/${encodeURIComponent(threadId)}/messages?agentId=${encodeURIComponent(agentId)}`);
+    if (hist.ok) for (const m of hist.data.uiMessages || []) log.append(storedBubble(m));
+    else { threadId = null; localStorage.removeItem(threadKey); }
+  }
+  newChat.addEventListener('click', () => { threadId = null; localStorage.removeItem(threadKey); log.replaceChildren(); });
+  input.addEventListener('keydown', (e) => { if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    const mine = bubble('user', 'chat-msg');
+    mine.body.append(h('p', {}, text));
+    const reply = bubble('assistant', 'chat-reply');
+    let para = null;
+    log.append(mine.node, reply.node);
+    send.disabled = true;
+    const body = { messages: [{ role: 'user', content: text }] };
+    if (hasMemory) {
+      if (!threadId) { threadId = newId(); localStorage.setItem(threadKey, threadId); }
+      Object.assign(body, { threadId, resourceId: agentId });
+    }
+    const headers = { 'content-type': 'application/json' };
+    const key = localStorage.getItem(KEY_STORE);
+    if (key) headers.authorization = 'Bearer ' + key;
+    try {
+      const r = await fetch(`/api/agents/${encodeURIComponent(agentId)}/stream`, { method: 'POST', headers, body: JSON.stringify(body) });
+      if (!r.ok) {
+        const t = await r.text();
+        let e = t; try { e = JSON.parse(t).error || t; } catch { /* text */ }
+        reply.body.append(errorBox({ status: r.status, error: str(e) }, 'chat-error'));
+      } else {
+        const calls = {};
+        await readDataStream(r, (code, v) => {
+          if (code === '0') {
+            if (!para) { para = h('p', { 'data-testid': 'chat-text' }); reply.body.append(para); }
+            para.textContent += v;
+          } else if (code === '9') {
+            calls[v.toolCallId] = toolNote(v.toolName, v.args);
+            reply.body.append(calls[v.toolCallId]);
+            para = null;
+          } else if (code === 'a') {
+            const old = calls[v.toolCallId];
+            if (old) old.querySelector('pre').textContent += '\nresult: ' + JSON.stringify(v.result, null, 2);
+          } else if (code === '3') {
+            reply.body.append(errorBox({ status: 0, error: str(v) }, 'chat-error'));
+          }
+          log.scrollTop = log.scrollHeight;
+        });
+      }
+    } catch (e) {
+      reply.body.append(errorBox({ status: 0, error: (e && e.message) || String(e) }, 'chat-error'));
+    }
+    send.disabled = false;
+    input.focus();
+  });
 }
 
 /* ---------- Workflows ---------- */

@@ -1,6 +1,7 @@
 // Drives the playground in headless Chromium (playwright-core, the system browser): the tools
 // page lists the project's tools, a tool's form is built from its schema, and executing it
-// shows the result; a bad input shows the server's validation error.
+// shows the result; a bad input shows the server's validation error; an agent's chat streams
+// an answer with its tool call and keeps the conversation in memory across a reload.
 // Usage: PLAYWRIGHT_FROM=<dir with node_modules/playwright-core> BASE_URL=http://127.0.0.1:4111 node playground.mjs [screenshot.png]
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -45,6 +46,21 @@ try {
     await page.fill('[data-testid="tool-raw"]', '{"city": 5}');
     await page.click('[data-testid="tool-execute"]');
     await page.waitForSelector('[data-testid="tool-error"]:has-text("Invalid tool input")');
+  });
+  await check('playground.chats-with-an-agent', async () => {
+    page.setDefaultTimeout(60000); // the local model answers in seconds, slower on a busy machine
+    await page.goto(`${BASE}/#/agents`);
+    await page.click('[data-testid="agent-link-weatherAgent"]');
+    await page.fill('[data-testid="chat-input"]', 'What is the weather in Berlin?');
+    await page.click('[data-testid="chat-send"]');
+    await page.waitForSelector('[data-testid="chat-reply"] [data-testid="chat-tool-weatherTool"]');
+    await page.waitForFunction(() => !document.querySelector('[data-testid="chat-send"]').disabled);
+    const text = await page.textContent('[data-testid="chat-reply"]');
+    if (!text.includes('result')) throw new Error(`no tool result in the reply: ${text}`);
+    // The conversation is in the agent's memory: a reload shows it again.
+    await page.reload();
+    await page.waitForSelector('[data-testid="chat-msg"]:has-text("What is the weather in Berlin?")');
+    page.setDefaultTimeout(10000);
   });
   if (process.argv[2]) await page.screenshot({ path: process.argv[2], fullPage: true });
   // A server with an API key: the page asks for it once, then works.
