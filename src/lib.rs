@@ -14,3 +14,4 @@ pub mod storage;
 pub mod telemetry;
 pub mod tools;
 pub mod vector;
+pub mod workflow;

@@ -153,6 +153,26 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
     for (name, wf) in &project.workflows {
         let at = p("workflows", name);
+        match crate::workflow::definition::parse(&wf.steps) {
+            Ok(steps) => {
+                for (section, target) in crate::workflow::definition::references(&steps) {
+                    if !c.declared(section, &target) {
+                        let kind = section.trim_end_matches('s');
+                        c.at(
+                            &format!("{at}/steps"),
+                            format!(
+                                "workflow `{name}` uses {kind} `{target}`, which is not defined"
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(problems) => {
+                for problem in problems {
+                    c.at(&format!("{at}{}", problem.pointer), problem.message);
+                }
+            }
+        }
         for (key, schema) in [
             ("input_schema", &wf.input_schema),
             ("output_schema", &wf.output_schema),

@@ -118,3 +118,26 @@ fn environment_variables_are_substituted() {
     assert_eq!(p.server.api_key.as_deref(), Some("k"));
     assert!(problems(text)[0].message.contains("EDGE_KEY"));
 }
+
+#[test]
+fn workflow_steps_are_checked_with_locations() {
+    let problems = |yaml: &str| -> Vec<String> {
+        crate::config::check(yaml, &|_| None)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    };
+    let bad_jq = problems("workflows:\n  w:\n    steps:\n      - { id: a, map: '.[' }\n");
+    assert!(
+        bad_jq
+            .iter()
+            .any(|p| p.starts_with("4:") && p.contains("invalid jq")),
+        "{bad_jq:?}"
+    );
+    let dangling = problems("workflows:\n  w:\n    steps:\n      - { id: b, tool: missing }\n");
+    assert!(
+        dangling.iter().any(|p| p.contains("tool `missing`")),
+        "{dangling:?}"
+    );
+}

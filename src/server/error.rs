@@ -173,3 +173,13 @@ impl From<crate::memory::engine::MemoryError> for ApiError {
         }
     }
 }
+
+impl From<crate::workflow::WorkflowError> for ApiError {
+    fn from(e: crate::workflow::WorkflowError) -> Self {
+        use crate::workflow::WorkflowError;
+        match e {
+            WorkflowError::NotFound(_) => ApiError::not_found(e.to_string()),
+            WorkflowError::Config(m) => ApiError::internal(m),
+        }
+    }
+}

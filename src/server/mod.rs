@@ -15,6 +15,7 @@ mod system;
 mod telemetry;
 mod tools;
 mod vector;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum ServerError {
     Models(#[from] crate::inference::InferenceError),
     #[error(transparent)]
     Agents(#[from] crate::agent::AgentError),
+    #[error(transparent)]
+    Workflows(#[from] crate::workflow::WorkflowError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -148,6 +151,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
             ),
         },
     )?;
+    let workflows = crate::workflow::Workflows::from_project(&project)?;
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
@@ -159,6 +163,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         tools,
         agents,
         memory,
+        workflows,
         models,
         vectors,
         store,
@@ -287,6 +292,7 @@ fn api_router() -> Router {
                 .get(memory::get_working_memory)
                 .post(memory::set_working_memory),
         )
+        .push(Router::with_path("api/workflows").get(workflows::list))
         .push(Router::with_path("api/tools").get(tools::list))
         .push(Router::with_path("api/tools/{toolId}").get(tools::get))
         .push(Router::with_path("api/tools/{toolId}/execute").post(tools::execute))
@@ -307,7 +313,9 @@ fn api_router() -> Router {
                 .get(vector::describe)
                 .delete(vector::delete),
         );
+    // After the pending legacy routes: `/api/workflows/legacy` must not read as a workflow id.
     pending::routes(router)
+        .push(Router::with_path("api/workflows/{workflowId}").get(workflows::get))
 }
 
 /// The OpenAPI document of exactly the routes [`api_router`] serves.

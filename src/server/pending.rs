@@ -60,7 +60,6 @@ pending_routes! {
     get_api_scores_scorer_scorer_id get "scores" "api/scores/scorer/{scorerId}";
     get_api_scores_scorers get "scores" "api/scores/scorers";
     get_api_scores_scorers_scorer_id get "scores" "api/scores/scorers/{scorerId}";
-    get_api_workflows get "workflows" "api/workflows";
     get_api_workflows_legacy get "legacyWorkflows" "api/workflows/legacy";
     get_api_workflows_legacy_workflow_id get "legacyWorkflows" "api/workflows/legacy/{workflowId}";
     post_api_workflows_legacy_workflow_id_create_run post "legacyWorkflows" "api/workflows/legacy/{workflowId}/create-run";
@@ -70,7 +69,6 @@ pending_routes! {
     post_api_workflows_legacy_workflow_id_start post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start";
     post_api_workflows_legacy_workflow_id_start_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start-async";
     get_api_workflows_legacy_workflow_id_watch get "legacyWorkflows" "api/workflows/legacy/{workflowId}/watch";
-    get_api_workflows_workflow_id get "workflows" "api/workflows/{workflowId}";
     post_api_workflows_workflow_id_create_run post "workflows" "api/workflows/{workflowId}/create-run";
     post_api_workflows_workflow_id_resume post "workflows" "api/workflows/{workflowId}/resume";
     post_api_workflows_workflow_id_resume_async post "workflows" "api/workflows/{workflowId}/resume-async";

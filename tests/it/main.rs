@@ -15,3 +15,4 @@ mod playground;
 mod telemetry;
 mod tools;
 mod vector;
+mod workflows;
