@@ -257,7 +257,12 @@ impl Drop for RunningCall {
 impl RunningCall {
     fn start(state: Arc<AppState>, agent: Arc<Agent>, opts: CallOptions) -> RunningCall {
         let (tx, events) = unbounded_channel();
-        let task = tokio::spawn(async move { state.agents.call(&agent, &opts, Some(tx)).await });
+        // The task keeps the request's span, so the run's logs carry its request and instance.
+        let span = tracing::Span::current();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move { state.agents.call(&agent, &opts, Some(tx)).await },
+            span,
+        ));
         RunningCall {
             events,
             task: Some(task),

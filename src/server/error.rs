@@ -178,7 +178,10 @@ impl From<crate::workflow::WorkflowError> for ApiError {
     fn from(e: crate::workflow::WorkflowError) -> Self {
         use crate::workflow::WorkflowError;
         match e {
-            WorkflowError::NotFound(_) => ApiError::not_found(e.to_string()),
+            WorkflowError::NotFound(_) | WorkflowError::RunNotFound => {
+                ApiError::not_found(e.to_string())
+            }
+            WorkflowError::Invalid(m) => ApiError::bad_request(m),
             WorkflowError::Config(m) => ApiError::internal(m),
         }
     }

@@ -151,7 +151,15 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
             ),
         },
     )?;
-    let workflows = crate::workflow::Workflows::from_project(&project)?;
+    let workflows = Arc::new(crate::workflow::Workflows::from_project(&project)?);
+    let runs = crate::workflow::runs::Runs::new(
+        store.clone(),
+        workflows,
+        Arc::new(crate::workflow::ProjectServices {
+            tools: tools.clone(),
+            agents: agents.clone(),
+        }),
+    );
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let state = Arc::new(AppState {
@@ -163,13 +171,28 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         tools,
         agents,
         memory,
-        workflows,
+        runs: runs.clone(),
         models,
         vectors,
         store,
         project,
     });
 
+    // Runs an earlier process left running or waiting continue now.
+    {
+        let runs = runs.clone();
+        let span = tracing::info_span!("recovery", instance = capture.instance);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                match runs.recover().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(runs = n, "continuing interrupted workflow runs"),
+                    Err(e) => tracing::error!(error = %e, "could not look for interrupted runs"),
+                }
+            },
+            span,
+        ));
+    }
     let addr = format!("{}:{}", opts.host, opts.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -316,6 +339,39 @@ fn api_router() -> Router {
     // After the pending legacy routes: `/api/workflows/legacy` must not read as a workflow id.
     pending::routes(router)
         .push(Router::with_path("api/workflows/{workflowId}").get(workflows::get))
+        .push(Router::with_path("api/workflows/{workflowId}/runs").get(workflows::list_runs))
+        .push(Router::with_path("api/workflows/{workflowId}/runs/{runId}").get(workflows::get_run))
+        .push(
+            Router::with_path("api/workflows/{workflowId}/runs/{runId}/execution-result")
+                .get(workflows::execution_result),
+        )
+        .push(
+            Router::with_path("api/workflows/{workflowId}/runs/{runId}/cancel")
+                .post(workflows::cancel),
+        )
+        .push(
+            Router::with_path("api/workflows/{workflowId}/runs/{runId}/send-event")
+                .post(workflows::send_event),
+        )
+        .push(
+            Router::with_path("api/workflows/{workflowId}/create-run").post(workflows::create_run),
+        )
+        .push(Router::with_path("api/workflows/{workflowId}/start").post(workflows::start))
+        .push(
+            Router::with_path("api/workflows/{workflowId}/start-async")
+                .post(workflows::start_async),
+        )
+        .push(Router::with_path("api/workflows/{workflowId}/resume").post(workflows::resume))
+        .push(
+            Router::with_path("api/workflows/{workflowId}/resume-async")
+                .post(workflows::resume_async),
+        )
+        .push(Router::with_path("api/workflows/{workflowId}/watch").get(workflows::watch))
+        .push(Router::with_path("api/workflows/{workflowId}/stream").post(workflows::stream))
+        .push(
+            Router::with_path("api/workflows/{workflowId}/streamVNext")
+                .post(workflows::stream_vnext),
+        )
 }
 
 /// The OpenAPI document of exactly the routes [`api_router`] serves.

@@ -69,17 +69,4 @@ pending_routes! {
     post_api_workflows_legacy_workflow_id_start post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start";
     post_api_workflows_legacy_workflow_id_start_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start-async";
     get_api_workflows_legacy_workflow_id_watch get "legacyWorkflows" "api/workflows/legacy/{workflowId}/watch";
-    post_api_workflows_workflow_id_create_run post "workflows" "api/workflows/{workflowId}/create-run";
-    post_api_workflows_workflow_id_resume post "workflows" "api/workflows/{workflowId}/resume";
-    post_api_workflows_workflow_id_resume_async post "workflows" "api/workflows/{workflowId}/resume-async";
-    get_api_workflows_workflow_id_runs get "workflows" "api/workflows/{workflowId}/runs";
-    get_api_workflows_workflow_id_runs_run_id get "workflows" "api/workflows/{workflowId}/runs/{runId}";
-    post_api_workflows_workflow_id_runs_run_id_cancel post "workflows" "api/workflows/{workflowId}/runs/{runId}/cancel";
-    get_api_workflows_workflow_id_runs_run_id_execution_result get "workflows" "api/workflows/{workflowId}/runs/{runId}/execution-result";
-    post_api_workflows_workflow_id_runs_run_id_send_event post "workflows" "api/workflows/{workflowId}/runs/{runId}/send-event";
-    post_api_workflows_workflow_id_start post "workflows" "api/workflows/{workflowId}/start";
-    post_api_workflows_workflow_id_start_async post "workflows" "api/workflows/{workflowId}/start-async";
-    post_api_workflows_workflow_id_stream post "workflows" "api/workflows/{workflowId}/stream";
-    post_api_workflows_workflow_id_stream_vnext post "workflows" "api/workflows/{workflowId}/streamVNext";
-    get_api_workflows_workflow_id_watch get "workflows" "api/workflows/{workflowId}/watch";
 }

@@ -15,7 +15,7 @@ pub struct AppState {
     pub tools: ToolRegistry,
     pub agents: crate::agent::Agents,
     pub memory: Arc<crate::memory::engine::Memory>,
-    pub workflows: crate::workflow::Workflows,
+    pub runs: Arc<crate::workflow::runs::Runs>,
     /// Generators and embedders by model name.
     pub models: Models,
     /// Vector stores by name.

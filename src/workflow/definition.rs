@@ -489,6 +489,16 @@ fn entry_step(s: &Step) -> Option<Value> {
     }
 }
 
+/// The name a step's output is keyed by inside `parallel` and `branch` outputs.
+pub fn name_of(step: &Step) -> String {
+    first_id(std::slice::from_ref(step))
+}
+
+/// The name of a step sequence (its first named step).
+pub fn first_step_name(steps: &[Step]) -> String {
+    first_id(steps)
+}
+
 fn first_id(steps: &[Step]) -> String {
     steps
         .iter()

@@ -2,6 +2,8 @@
 //! workflow objects clients list. Knows nothing of HTTP.
 
 pub mod definition;
+pub mod engine;
+pub mod runs;
 
 use indexmap::IndexMap;
 use serde_json::{Value, json};
@@ -12,8 +14,12 @@ use definition::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("Workflow with ID {0} not found")]
+    #[error("Workflow not found")]
     NotFound(String),
+    #[error("Workflow run not found")]
+    RunNotFound,
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Config(String),
 }
@@ -93,5 +99,58 @@ impl Workflows {
         self.workflows
             .get(key)
             .ok_or_else(|| WorkflowError::NotFound(key.to_string()))
+    }
+}
+
+/// Leaf steps run the project's tools and agents.
+pub struct ProjectServices {
+    pub tools: crate::tools::ToolRegistry,
+    pub agents: crate::agent::Agents,
+}
+
+#[async_trait::async_trait]
+impl engine::StepServices for ProjectServices {
+    async fn call_tool(&self, tool: &str, input: Value, run_id: &str) -> Result<Value, String> {
+        let tool = self
+            .tools
+            .by_key(tool)
+            .ok_or_else(|| format!("tool `{tool}` is not defined"))?;
+        let ctx = crate::tools::ToolContext {
+            runtime_context: Default::default(),
+            run_id: Some(run_id.to_string()),
+        };
+        tool.execute(input, &ctx).await.map_err(|e| e.to_string())
+    }
+
+    async fn call_agent(
+        &self,
+        agent: &str,
+        prompt: String,
+        output_schema: Option<Value>,
+        run_id: &str,
+    ) -> Result<Value, String> {
+        let agent = self.agents.get(agent).map_err(|e| e.to_string())?.clone();
+        let mut body = serde_json::Map::new();
+        body.insert("messages".into(), Value::String(prompt));
+        body.insert("runId".into(), Value::String(run_id.to_string()));
+        if let Some(s) = &output_schema {
+            body.insert("output".into(), s.clone());
+        }
+        let opts = crate::agent::options::CallOptions::from_body(
+            &agent,
+            &body,
+            &agent.default_generate_options,
+            Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let result = self
+            .agents
+            .call(&agent, &opts, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match result.object {
+            Some(object) => object,
+            None => json!({"text": result.text}),
+        })
     }
 }

@@ -78,7 +78,7 @@ async fn errors_are_json_with_the_right_status() {
     assert!(r.error().contains("must be a JSON object"));
 
     // Not-yet-built groups say so, with 501, never a fake answer.
-    let r = s.get("/api/workflows").await;
+    let r = s.get("/api/scores/scorers").await;
     assert_eq!(r.status, 501);
     assert!(r.error().contains("not implemented"));
     s.stop().await;
