@@ -31,3 +31,290 @@ async fn workflows_are_listed_with_their_graphs() {
     assert_ne!(s.get("/api/workflows/legacy").await.status, 404);
     s.stop().await;
 }
+
+/// The release binary serving `config` on `data`; returns it and its base URL.
+fn spawn_server(config: &std::path::Path, data: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgestra"))
+        .args(["serve", "--port", "0", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(
+            !line.is_empty(),
+            "the server exited before printing its URL"
+        );
+        if let Some(i) = line.find("API ") {
+            let url = line[i + 4..].split_whitespace().next().unwrap();
+            return (child, url.trim_end_matches("/api").to_string());
+        }
+    }
+}
+
+const CRASH_PROJECT: &str = r#"
+tools:
+  stepA:
+    description: Counts its runs in a file, then adds one
+    input_schema: { type: object, properties: { value: { type: number }, log: { type: string } }, required: [value, log] }
+    command:
+      program: python3
+      args: ["-c", "import json,sys; d=json.load(sys.stdin); open(d['log'],'a').write('ran\\n'); print(json.dumps({'value': d['value'] + 1}))"]
+workflows:
+  crashy:
+    steps:
+      - { id: a, tool: stepA, input: '.input' }
+      - { sleep: 2000 }
+      - { id: b, map: '{value: (.steps.a.value * 10)}' }
+  approve:
+    steps:
+      - { id: ask, suspend: { resume_schema: { type: object, properties: { ok: { type: boolean } }, required: [ok] } }, output: '{ok: .resume.ok, item: .input.item}' }
+      - { id: done, map: '.prev' }
+"#;
+
+async fn json_of(r: reqwest::Response) -> Value {
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_survive_sigkill_and_finish_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("project.yaml");
+    std::fs::write(&config, CRASH_PROJECT).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("a.log");
+    let http = edgestra::net::http_client().unwrap();
+
+    let (mut server, base) = spawn_server(&config, &data);
+    let body = json!({"inputData": {"value": 1, "log": log.to_str().unwrap()}});
+    let r = http
+        .post(format!(
+            "{base}/api/workflows/crashy/create-run?runId=crash-1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{base}/api/workflows/crashy/start?runId=crash-1"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["message"], "Workflow run started");
+    // A suspended run, to be resumed by the next process.
+    let r = http
+        .post(format!(
+            "{base}/api/workflows/approve/start-async?runId=held-1"
+        ))
+        .json(&json!({"inputData": {"item": "laptop"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(r).await["status"], "suspended");
+    // Kill (SIGKILL) while crashy sleeps after step a.
+    crate::support::eventually("step a to run", || async {
+        std::fs::read_to_string(&log)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|_| ())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let (mut server, base) = spawn_server(&config, &data);
+    let mut result = Value::Null;
+    for _ in 0..100 {
+        let r = http
+            .get(format!(
+                "{base}/api/workflows/crashy/runs/crash-1/execution-result"
+            ))
+            .send()
+            .await
+            .unwrap();
+        result = json_of(r).await;
+        if result["status"] == "success" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(result["status"], "success", "{result}");
+    assert_eq!(result["result"], json!({"value": 20}));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        1,
+        "step a ran once"
+    );
+
+    // Bad resume data is a 400; good data finishes the run, in this new process.
+    let resume = |data: Value| {
+        http.post(format!(
+            "{base}/api/workflows/approve/resume-async?runId=held-1"
+        ))
+        .json(&json!({"step": "ask", "resumeData": data}))
+        .send()
+    };
+    let r = resume(json!({"ok": "yes"})).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = resume(json!({"ok": true})).await.unwrap();
+    let v = json_of(r).await;
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(v["result"], json!({"ok": true, "item": "laptop"}));
+    let r = resume(json!({"ok": true})).await.unwrap();
+    assert_eq!(r.status(), 400, "a finished run is not suspended");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_flow_events_cancel_and_errors() {
+    let s = TestServer::start(
+        r#"
+workflows:
+  flow:
+    input_schema: { type: object, properties: { n: { type: integer } }, required: [n] }
+    steps:
+      - parallel: [ { id: x, map: '.input.n + 1' }, { id: y, map: '.input.n * 2' } ]
+      - branch:
+          - { when: '.prev.x > 100', steps: [ { id: big, map: '"big"' } ] }
+          - { when: '.prev.x <= 100', steps: [ { id: small, map: '"small"' } ] }
+      - dountil: { condition: '.prev.i >= 3', steps: [ { id: inc, map: '{i: ((.prev.i // 0) + 1)}' } ] }
+      - { id: each, foreach: { items: '[1, 2, 3]', steps: [ { id: sq, map: '.item * .item' } ] } }
+      - { id: ev, wait_for_event: { event: go } }
+      - { id: end, map: '{each: .steps.each, event: .prev, branch: .steps.small}' }
+  sleepy:
+    steps:
+      - { sleep: 60000 }
+      - { id: after, map: '1' }
+"#,
+    )
+    .await;
+    let r = s
+        .post(
+            "/api/workflows/flow/start-async",
+            json!({"inputData": {"n": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.error().contains("Invalid input data"));
+    let v = s
+        .post(
+            "/api/workflows/flow/start-async?runId=f1",
+            json!({"inputData": {"n": 2}}),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert_eq!(v["steps"]["x"]["output"], 3);
+    assert_eq!(v["steps"]["y"]["output"], 4);
+    assert_eq!(v["steps"]["small"]["output"], "small");
+    assert!(v["steps"].get("big").is_none());
+    assert_eq!(v["steps"]["inc"]["output"], json!({"i": 3}));
+    assert_eq!(v["steps"]["each"]["output"], json!([1, 4, 9]));
+    let r = s
+        .post(
+            "/api/workflows/flow/runs/f1/send-event",
+            json!({"event": "go", "data": {"ok": 1}}),
+        )
+        .await;
+    assert_eq!(r.json()["message"], "Workflow run event sent");
+    let done = crate::support::eventually("the event to finish the run", || async {
+        let e = s
+            .get("/api/workflows/flow/runs/f1/execution-result")
+            .await
+            .json();
+        (e["status"] == "success").then_some(e)
+    })
+    .await;
+    assert_eq!(
+        done["result"],
+        json!({"each": [1, 4, 9], "event": {"ok": 1}, "branch": "small"})
+    );
+
+    // Cancel a sleeping run: it ends canceled at once, not after the sleep.
+    s.post("/api/workflows/sleepy/create-run?runId=z1", json!({}))
+        .await;
+    s.post(
+        "/api/workflows/sleepy/start?runId=z1",
+        json!({"inputData": {}}),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        s.post("/api/workflows/sleepy/runs/z1/cancel", json!({}))
+            .await
+            .json()["message"],
+        "Workflow run cancelled"
+    );
+    let e = crate::support::eventually("cancel", || async {
+        let e = s
+            .get("/api/workflows/sleepy/runs/z1/execution-result")
+            .await
+            .json();
+        (e["status"] == "canceled").then_some(e)
+    })
+    .await;
+    assert!(e["steps"].get("after").is_none());
+
+    // Errors.
+    for (path, status, text) in [
+        (
+            "/api/workflows/flow/start",
+            400,
+            "runId required to start run",
+        ),
+        (
+            "/api/workflows/flow/start?runId=nope",
+            404,
+            "Workflow run not found",
+        ),
+        (
+            "/api/workflows/flow/resume?runId=f1",
+            400,
+            "step required to resume workflow",
+        ),
+        (
+            "/api/workflows/flow/resume",
+            400,
+            "runId required to resume workflow",
+        ),
+        ("/api/workflows/nope/create-run", 404, "Workflow not found"),
+        (
+            "/api/workflows/flow/runs/nope/cancel",
+            404,
+            "Workflow run not found",
+        ),
+    ] {
+        let r = s.post(path, json!({})).await;
+        assert_eq!((r.status, r.error()), (status, text.to_string()), "{path}");
+    }
+    let r = s.get("/api/workflows/flow/watch").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "runId required to watch workflow".into())
+    );
+    let r = s
+        .get("/api/workflows/flow/runs/nope/execution-result")
+        .await;
+    assert_eq!(r.status, 404);
+    let r = s
+        .post("/api/workflows/flow/resume?runId=f1", json!({"step": "ev"}))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "This workflow run was not suspended".into())
+    );
+    let runs = s.get("/api/workflows/flow/runs?limit=1").await.json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert!(runs["total"].as_u64().unwrap() >= 1);
+    s.stop().await;
+}
