@@ -56,8 +56,8 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Measure this machine: `models` (prefill, decode, embeddings, memory), `vector`
-    /// (HNSW build, recall, queries per second) or `memory` (thread listing and semantic
-    /// recall latency).
+    /// (HNSW build, recall, queries per second), `memory` (thread listing and semantic
+    /// recall latency) or `workflow` (durable step transitions per second).
     Bench {
         /// What to measure.
         #[arg(value_enum, default_value = "models")]
@@ -65,6 +65,9 @@ enum Command {
         /// Vectors for the vector benchmark.
         #[arg(long, default_value_t = 100_000)]
         vectors: usize,
+        /// Runs for the workflow benchmark.
+        #[arg(long, default_value_t = 1_000)]
+        runs: usize,
         /// Messages for the memory benchmark (all in one resource).
         #[arg(long, default_value_t = 10_000)]
         messages: usize,
@@ -82,6 +85,7 @@ enum BenchTarget {
     Models,
     Vector,
     Memory,
+    Workflow,
 }
 
 #[derive(clap::Args)]
@@ -370,6 +374,17 @@ async fn main() -> ExitCode {
             edgestra::vector::bench::run(vectors, 384, 1000, 1000);
             ExitCode::SUCCESS
         }
+        Command::Bench {
+            target: BenchTarget::Workflow,
+            runs,
+            ..
+        } => match edgestra::workflow::bench::run(runs, 8).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edgestra bench: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Bench {
             target: BenchTarget::Memory,
             messages,

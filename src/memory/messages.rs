@@ -3,6 +3,8 @@
 //! MastraMessageV1 (the legacy `messages` arrays) and AI SDK UIMessages (`uiMessages`).
 //! Text, tool calls and tool results survive every conversion.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -31,6 +33,7 @@ impl Role {
             Role::Tool => "tool",
         }
     }
+
     fn parse(s: &str) -> Option<Role> {
         match s {
             "system" => Some(Role::System),
@@ -38,6 +41,16 @@ impl Role {
             "assistant" => Some(Role::Assistant),
             "tool" => Some(Role::Tool),
             _ => None,
+        }
+    }
+
+    /// Which content parts the AI SDK lets a message of this role hold.
+    fn allows(self, part: &Part) -> bool {
+        match self {
+            Role::System => matches!(part, Part::Text(_)),
+            Role::User => matches!(part, Part::Text(_) | Part::Image { .. } | Part::File { .. }),
+            Role::Assistant => !matches!(part, Part::ToolResult { .. }),
+            Role::Tool => matches!(part, Part::ToolResult { .. }),
         }
     }
 }
@@ -68,7 +81,21 @@ pub enum Part {
     },
 }
 
+/// UI file parts need a media type; an image given without one is stored under this.
+const ANY_IMAGE: &str = "image/*";
+
 impl Part {
+    fn kind(&self) -> &'static str {
+        match self {
+            Part::Text(_) => "text",
+            Part::Reasoning(_) => "reasoning",
+            Part::Image { .. } => "image",
+            Part::File { .. } => "file",
+            Part::ToolCall { .. } => "tool-call",
+            Part::ToolResult { .. } => "tool-result",
+        }
+    }
+
     fn to_json(&self) -> Value {
         match self {
             Part::Text(t) => json!({"type": "text", "text": t}),
@@ -101,18 +128,22 @@ impl Part {
         }
     }
 
-    /// A CoreMessage content part; `at` names it in errors.
-    fn from_json(v: &Value, at: &str) -> Result<Part, MessageError> {
-        let Some(kind) = v.get("type").and_then(Value::as_str) else {
-            return err(format!("{at} needs a `type`"));
+    /// A CoreMessage content part; `at` names it in errors. `None` for parts a local model has
+    /// no use for (provider-encrypted `redacted-reasoning`).
+    fn from_json(v: &Value, at: &str) -> Result<Option<Part>, MessageError> {
+        let kind = match v.get("type") {
+            Some(Value::String(k)) => k.as_str(),
+            None => return err(format!("{at}.type is required")),
+            Some(_) => return err(format!("{at}.type must be a string")),
         };
         let text = |key: &str| -> Result<String, MessageError> {
             match v.get(key) {
                 Some(Value::String(s)) => Ok(s.clone()),
-                _ => err(format!("{at}.{key} must be a string")),
+                None | Some(Value::Null) => err(format!("{at}.{key} is required")),
+                Some(_) => err(format!("{at}.{key} must be a string")),
             }
         };
-        Ok(match kind {
+        Ok(Some(match kind {
             "text" => Part::Text(text("text")?),
             "reasoning" => Part::Reasoning(
                 v.get("text")
@@ -121,6 +152,7 @@ impl Part {
                     .unwrap_or_default()
                     .to_string(),
             ),
+            "redacted-reasoning" => return Ok(None),
             "image" => Part::Image {
                 image: v.get("image").cloned().unwrap_or(Value::Null),
                 mime_type: v.get("mimeType").and_then(Value::as_str).map(String::from),
@@ -132,7 +164,12 @@ impl Part {
             "tool-call" => Part::ToolCall {
                 id: text("toolCallId")?,
                 name: text("toolName")?,
-                args: v.get("args").cloned().unwrap_or_else(|| json!({})),
+                // AI SDK v5 clients name the arguments `input`.
+                args: v
+                    .get("args")
+                    .or_else(|| v.get("input"))
+                    .cloned()
+                    .unwrap_or_else(|| json!({})),
             },
             "tool-result" => Part::ToolResult {
                 id: text("toolCallId")?,
@@ -144,8 +181,24 @@ impl Part {
                 result: v.get("result").cloned().unwrap_or(Value::Null),
                 is_error: v.get("isError").and_then(Value::as_bool).unwrap_or(false),
             },
-            other => return err(format!("{at} has an unknown type `{other}`")),
-        })
+            other => return err(format!("{at}.type `{other}` is not a known part type")),
+        }))
+    }
+}
+
+/// A UI file part (or attachment) as a content part: images go back to image parts, which is
+/// what a user sent in the first place far more often than an image-typed file part.
+fn file_to_part(data: Value, mime: &str) -> Part {
+    if mime.starts_with("image/") {
+        Part::Image {
+            image: data,
+            mime_type: (mime != ANY_IMAGE).then(|| mime.to_string()),
+        }
+    } else {
+        Part::File {
+            data,
+            mime_type: mime.to_string(),
+        }
     }
 }
 
@@ -191,7 +244,8 @@ impl CoreMessage {
     }
 }
 
-/// Dates as JavaScript's `toISOString` writes them; numbers (epoch ms) accepted on input.
+/// Dates as JavaScript's `toISOString` writes them; on input also epoch milliseconds and the
+/// offset-less forms `new Date()` accepts (read as UTC).
 pub mod iso_time {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -201,7 +255,10 @@ pub mod iso_time {
 
     pub fn parse(v: &serde_json::Value) -> Option<jiff::Timestamp> {
         match v {
-            serde_json::Value::String(s) => s.parse().ok(),
+            serde_json::Value::String(s) => s.parse().ok().or_else(|| {
+                let civil: jiff::civil::DateTime = s.parse().ok()?;
+                jiff::tz::TimeZone::UTC.to_timestamp(civil).ok()
+            }),
             serde_json::Value::Number(n) => {
                 jiff::Timestamp::from_millisecond(n.as_f64()? as i64).ok()
             }
@@ -251,7 +308,12 @@ pub struct ContentV2 {
     pub tool_invocations: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "experimental_attachments",
+        alias = "experimentalAttachments",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub experimental_attachments: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Vec<Value>>,
@@ -287,6 +349,7 @@ pub fn parse_input(messages: &Value) -> Result<Vec<CoreMessage>, MessageError> {
             }
             Ok(out)
         }
+        // Mastra's `agent.generate` also takes a single message.
         Value::Object(_) => parse_one(messages, "messages"),
         _ => err("messages must be a string, an array or a message object"),
     }
@@ -300,61 +363,76 @@ fn parse_one(item: &Value, at: &str) -> Result<Vec<CoreMessage>, MessageError> {
     };
     let role_name = match obj.get("role") {
         Some(Value::String(r)) => r.as_str(),
-        None => return err(format!("{at}.role is required")),
+        None | Some(Value::Null) => return err(format!("{at}.role is required")),
         _ => return err(format!("{at}.role must be a string")),
     };
+    // UIMessages with role `data` carry stream data, no conversation (the AI SDK drops them).
+    if role_name == "data" && obj.get("parts").is_some() {
+        return Ok(Vec::new());
+    }
     let Some(role) = Role::parse(role_name) else {
         return err(format!(
             "{at}.role must be one of system, user, assistant, tool (got `{role_name}`)"
         ));
     };
+    let ui_role = || {
+        if role == Role::Tool {
+            err(format!(
+                "{at}.role must be one of system, user, assistant for a message with parts"
+            ))
+        } else {
+            Ok(())
+        }
+    };
     // MastraMessageV2: content is {format: 2, parts}.
     if let Some(Value::Object(c)) = obj.get("content")
         && c.get("format").and_then(Value::as_u64) == Some(2)
     {
-        let parts = match c.get("parts") {
-            Some(Value::Array(p)) => p.clone(),
-            _ => return err(format!("{at}.content.parts must be an array")),
+        ui_role()?;
+        let Some(Value::Array(parts)) = c.get("parts") else {
+            return err(format!("{at}.content.parts must be an array"));
         };
-        return Ok(ui_parts_to_core(role, &parts, c.get("toolInvocations"), at));
-    }
-    // AI SDK UIMessage: parts (and/or toolInvocations) beside a string content.
-    if let Some(parts) = obj.get("parts") {
-        let Value::Array(parts) = parts else {
-            return err(format!("{at}.parts must be an array"));
+        let text = c.get("content").and_then(Value::as_str);
+        let parts = with_fallback_text(parts, text);
+        let ui = UiSource {
+            parts: &parts,
+            invocations: list(c.get("toolInvocations")),
+            attachments: list(c.get("experimental_attachments")),
         };
-        return Ok(ui_parts_to_core(
-            role,
-            parts,
-            obj.get("toolInvocations"),
-            at,
-        ));
+        return Ok(ui.to_core(role, false, None));
     }
-    if obj.get("toolInvocations").is_some_and(Value::is_array) {
-        let text = obj
-            .get("content")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let mut parts = vec![json!({"type": "text", "text": text})];
-        parts.retain(|_| !text.is_empty());
-        return Ok(ui_parts_to_core(
-            role,
-            &parts,
-            obj.get("toolInvocations"),
-            at,
-        ));
+    // AI SDK UIMessage: parts and/or toolInvocations beside a string content.
+    let has_parts = obj.get("parts").is_some_and(|p| !p.is_null());
+    if has_parts || obj.get("toolInvocations").is_some_and(Value::is_array) {
+        ui_role()?;
+        let parts: &[Value] = match obj.get("parts") {
+            Some(Value::Array(p)) => p,
+            None | Some(Value::Null) => &[],
+            Some(_) => return err(format!("{at}.parts must be an array")),
+        };
+        let text = match obj.get("content") {
+            Some(Value::String(s)) => Some(s.as_str()),
+            None | Some(Value::Null) => None,
+            Some(_) => return err(format!("{at}.content must be a string beside parts")),
+        };
+        let parts = with_fallback_text(parts, text);
+        let ui = UiSource {
+            parts: &parts,
+            invocations: list(obj.get("toolInvocations")),
+            attachments: list(obj.get("experimental_attachments")),
+        };
+        return Ok(ui.to_core(role, false, None));
     }
     // CoreMessage or MastraMessageV1.
-    let parts = match obj.get("content") {
-        Some(Value::String(s)) => vec![Part::Text(s.clone())],
+    let items: Vec<(String, &Value)> = match obj.get("content") {
+        Some(Value::String(s)) => return Ok(vec![CoreMessage::text(role, s.clone())]),
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(j, p)| match p {
-                Value::String(s) => Ok(Part::Text(s.clone())),
-                _ => Part::from_json(p, &format!("{at}.content[{j}]")),
-            })
-            .collect::<Result<_, _>>()?,
+            .map(|(j, p)| (format!("{at}.content[{j}]"), p))
+            .collect(),
+        // Some Mastra versions wrote a lone part object as a V1 content.
+        Some(p @ Value::Object(o)) if o.contains_key("type") => vec![(format!("{at}.content"), p)],
         None | Some(Value::Null) => return err(format!("{at}.content is required")),
         Some(_) => {
             return err(format!(
@@ -362,127 +440,220 @@ fn parse_one(item: &Value, at: &str) -> Result<Vec<CoreMessage>, MessageError> {
             ));
         }
     };
-    if role == Role::Tool && parts.iter().any(|p| !matches!(p, Part::ToolResult { .. })) {
-        return err(format!("{at}: a tool message holds only tool-result parts"));
+    let mut parts = Vec::new();
+    for (where_, p) in items {
+        let part = match p {
+            Value::String(s) => Part::Text(s.clone()),
+            _ => match Part::from_json(p, &where_)? {
+                Some(part) => part,
+                None => continue,
+            },
+        };
+        if !role.allows(&part) {
+            return err(format!(
+                "{where_}: a {} message cannot hold a {} part",
+                role.as_str(),
+                part.kind()
+            ));
+        }
+        parts.push(part);
     }
     Ok(vec![CoreMessage { role, parts }])
 }
 
-/// UI parts (V2 content or a UIMessage) as CoreMessages: an assistant's answered tool calls
-/// become an assistant message with the calls plus a tool message with the results.
-fn ui_parts_to_core(
-    role: Role,
-    parts: &[Value],
-    invocations: Option<&Value>,
-    _at: &str,
-) -> Vec<CoreMessage> {
-    split_ui_parts(role, parts, invocations, false)
+fn list(v: Option<&Value>) -> Option<&[Value]> {
+    v.and_then(Value::as_array).map(Vec::as_slice)
+}
+
+/// UI parts plus the string `content`, for clients that send the text only there: the text
+/// becomes a text part when the parts hold none.
+fn with_fallback_text(parts: &[Value], text: Option<&str>) -> Vec<Value> {
+    let mut parts = parts.to_vec();
+    if let Some(text) = text.filter(|t| !t.is_empty())
+        && !parts.iter().any(|p| p["type"] == "text")
+    {
+        parts.push(json!({"type": "text", "text": text}));
+    }
+    parts
 }
 
 fn invocation_of(p: &Value) -> Option<&Value> {
-    (p["type"] == "tool-invocation").then(|| &p["toolInvocation"])
+    if p["type"] != "tool-invocation" {
+        return None;
+    }
+    let inv = &p["toolInvocation"];
+    inv.is_object().then_some(inv)
 }
 
-/// Walks UI parts in order. Unanswered calls are kept (as calls) only when `keep_calls`.
-fn split_ui_parts(
-    role: Role,
-    parts: &[Value],
-    invocations: Option<&Value>,
-    keep_calls: bool,
-) -> Vec<CoreMessage> {
-    // Parts may be absent when only toolInvocations were sent.
-    let synthetic: Vec<Value>;
-    let parts = if parts.iter().any(|p| invocation_of(p).is_some()) {
-        parts
-    } else if let Some(Value::Array(inv)) = invocations {
-        synthetic = inv
-            .iter()
-            .map(|i| json!({"type": "tool-invocation", "toolInvocation": i}))
-            .chain(parts.iter().cloned())
-            .collect();
-        &synthetic
-    } else {
-        parts
-    };
-    if role != Role::Assistant {
-        let core: Vec<Part> = parts
-            .iter()
-            .filter_map(|p| match p["type"].as_str()? {
-                "text" => Some(Part::Text(p["text"].as_str()?.to_string())),
-                "file" => Some(Part::File {
-                    data: p.get("data").cloned().unwrap_or(Value::Null),
-                    mime_type: p["mimeType"].as_str().unwrap_or_default().to_string(),
-                }),
-                _ => None,
-            })
-            .collect();
-        return vec![CoreMessage { role, parts: core }];
+/// Missing, null or `{}`: what Mastra writes for a tool result stored apart from its call.
+fn args_unknown(inv: &Value) -> bool {
+    match inv.get("args") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(o)) => o.is_empty(),
+        _ => false,
     }
-    let mut out = Vec::new();
-    let mut current: Vec<Part> = Vec::new();
-    let mut results: Vec<Part> = Vec::new();
-    let flush = |out: &mut Vec<CoreMessage>, current: &mut Vec<Part>, results: &mut Vec<Part>| {
-        if !current.is_empty() {
-            out.push(CoreMessage {
-                role: Role::Assistant,
-                parts: std::mem::take(current),
-            });
+}
+
+fn reasoning_text(p: &Value) -> String {
+    match p["reasoning"].as_str() {
+        Some(r) if !r.is_empty() => r.to_string(),
+        // Mastra stores the text only in `details`.
+        _ => p["details"]
+            .as_array()
+            .map(|ds| {
+                ds.iter()
+                    .filter_map(|d| d["text"].as_str())
+                    .collect::<Vec<_>>()
+                    .join("")
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A message in UI form (V2 content or UIMessage).
+struct UiSource<'a> {
+    parts: &'a [Value],
+    invocations: Option<&'a [Value]>,
+    attachments: Option<&'a [Value]>,
+}
+
+impl UiSource<'_> {
+    /// Walks the parts in order. An assistant's answered tool calls become an assistant message
+    /// with the calls (and the text before them) plus a tool message with the results; each new
+    /// step starts a new pair. Unanswered calls are kept only when `keep_calls`. `known_args`
+    /// fills in the arguments of a result stored apart from its call.
+    fn to_core(
+        &self,
+        role: Role,
+        keep_calls: bool,
+        known_args: Option<&HashMap<String, Value>>,
+    ) -> Vec<CoreMessage> {
+        // Older clients send the invocations only in `toolInvocations`; the AI SDK puts them
+        // before the text then.
+        let synthetic: Vec<Value>;
+        let parts = if self.parts.iter().any(|p| invocation_of(p).is_some()) {
+            self.parts
+        } else if let Some(inv) = self.invocations {
+            synthetic = inv
+                .iter()
+                .map(|i| json!({"type": "tool-invocation", "toolInvocation": i}))
+                .chain(self.parts.iter().cloned())
+                .collect();
+            &synthetic
+        } else {
+            self.parts
+        };
+        if role != Role::Assistant {
+            let mut core: Vec<Part> = parts
+                .iter()
+                .filter_map(|p| match p["type"].as_str()? {
+                    "text" => Some(Part::Text(p["text"].as_str()?.to_string())),
+                    "file" => Some(file_to_part(
+                        p.get("data").cloned().unwrap_or(Value::Null),
+                        p["mimeType"].as_str().unwrap_or_default(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            if let Some(attachments) = self.attachments {
+                core.extend(attachments.iter().filter_map(|a| {
+                    let url = a.get("url")?.clone();
+                    let mime = a["contentType"]
+                        .as_str()
+                        .unwrap_or("application/octet-stream");
+                    Some(file_to_part(url, mime))
+                }));
+            }
+            if role == Role::System {
+                core.retain(|p| matches!(p, Part::Text(_)));
+            }
+            return vec![CoreMessage { role, parts: core }];
         }
-        if !results.is_empty() {
-            out.push(CoreMessage {
-                role: Role::Tool,
-                parts: std::mem::take(results),
-            });
-        }
-    };
-    for p in parts {
-        if let Some(inv) = invocation_of(p) {
-            let state = inv["state"].as_str().unwrap_or("call");
-            if state != "result" && !keep_calls {
+        let mut out = Vec::new();
+        let mut current: Vec<Part> = Vec::new();
+        let mut results: Vec<Part> = Vec::new();
+        let flush =
+            |out: &mut Vec<CoreMessage>, current: &mut Vec<Part>, results: &mut Vec<Part>| {
+                if !current.is_empty() {
+                    out.push(CoreMessage {
+                        role: Role::Assistant,
+                        parts: std::mem::take(current),
+                    });
+                }
+                if !results.is_empty() {
+                    out.push(CoreMessage {
+                        role: Role::Tool,
+                        parts: std::mem::take(results),
+                    });
+                }
+            };
+        let has_calls =
+            |current: &[Part]| current.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+        let mut last_step: Option<u64> = None;
+        // A step-start seen since the last invocation.
+        let mut new_step = false;
+        for p in parts {
+            if let Some(inv) = invocation_of(p) {
+                let state = inv["state"].as_str().unwrap_or("call");
+                if state != "result" && !keep_calls {
+                    continue;
+                }
+                let step = inv["step"].as_u64();
+                let other_step = step.is_some() && last_step.is_some() && step != last_step;
+                if has_calls(&current) && (new_step || other_step) {
+                    flush(&mut out, &mut current, &mut results);
+                }
+                last_step = step;
+                new_step = false;
+                let id = inv["toolCallId"].as_str().unwrap_or_default().to_string();
+                let name = inv["toolName"].as_str().unwrap_or_default().to_string();
+                let args = match known_args.and_then(|k| k.get(&id)) {
+                    Some(known) if args_unknown(inv) => known.clone(),
+                    _ => inv.get("args").cloned().unwrap_or_else(|| json!({})),
+                };
+                current.push(Part::ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    args,
+                });
+                if state == "result" {
+                    results.push(Part::ToolResult {
+                        id,
+                        name,
+                        result: inv.get("result").cloned().unwrap_or(Value::Null),
+                        is_error: inv["isError"].as_bool().unwrap_or(false),
+                    });
+                }
                 continue;
             }
-            let id = inv["toolCallId"].as_str().unwrap_or_default().to_string();
-            let name = inv["toolName"].as_str().unwrap_or_default().to_string();
-            current.push(Part::ToolCall {
-                id: id.clone(),
-                name: name.clone(),
-                args: inv.get("args").cloned().unwrap_or_else(|| json!({})),
+            let part = match p["type"].as_str() {
+                Some("step-start") => {
+                    new_step = true;
+                    continue;
+                }
+                Some("text") => Part::Text(p["text"].as_str().unwrap_or_default().to_string()),
+                Some("reasoning") => Part::Reasoning(reasoning_text(p)),
+                Some("file") => file_to_part(
+                    p.get("data").cloned().unwrap_or(Value::Null),
+                    p["mimeType"].as_str().unwrap_or_default(),
+                ),
+                _ => continue, // source and unknown parts: no model content
+            };
+            // Content after tool calls belongs to the next model step.
+            if has_calls(&current) {
+                flush(&mut out, &mut current, &mut results);
+            }
+            current.push(part);
+        }
+        flush(&mut out, &mut current, &mut results);
+        if out.is_empty() {
+            out.push(CoreMessage {
+                role: Role::Assistant,
+                parts: Vec::new(),
             });
-            if state == "result" {
-                results.push(Part::ToolResult {
-                    id,
-                    name,
-                    result: inv.get("result").cloned().unwrap_or(Value::Null),
-                    is_error: inv.get("isError").and_then(Value::as_bool).unwrap_or(false),
-                });
-            }
-            continue;
         }
-        let part = match p["type"].as_str() {
-            Some("text") => Part::Text(p["text"].as_str().unwrap_or_default().to_string()),
-            Some("reasoning") => {
-                Part::Reasoning(p["reasoning"].as_str().unwrap_or_default().to_string())
-            }
-            Some("file") => Part::File {
-                data: p.get("data").cloned().unwrap_or(Value::Null),
-                mime_type: p["mimeType"].as_str().unwrap_or_default().to_string(),
-            },
-            _ => continue, // step-start, source: no model content
-        };
-        // Text after answered calls belongs to the next model step.
-        if !results.is_empty() {
-            flush(&mut out, &mut current, &mut results);
-        }
-        current.push(part);
+        out
     }
-    flush(&mut out, &mut current, &mut results);
-    if out.is_empty() {
-        out.push(CoreMessage {
-            role: Role::Assistant,
-            parts: Vec::new(),
-        });
-    }
-    out
 }
 
 // ---- storage form -----------------------------------------------------------------------
@@ -508,25 +679,29 @@ fn new_v2(role: &str, defaults: &Defaults) -> MessageV2 {
     }
 }
 
-/// Fills `content.content` and `toolInvocations` from the parts.
-fn finish_v2(m: &mut MessageV2) {
-    let text: String = m
-        .content
-        .parts
+/// The joined text and the tool invocations of V2 parts, for `content` and `toolInvocations`.
+fn summary(parts: &[Value]) -> (Option<String>, Option<Vec<Value>>) {
+    let text: String = parts
         .iter()
         .filter(|p| p["type"] == "text")
         .filter_map(|p| p["text"].as_str())
         .collect::<Vec<_>>()
         .join("");
-    m.content.content = (!text.is_empty()).then_some(text);
-    let inv: Vec<Value> = m
-        .content
-        .parts
-        .iter()
-        .filter_map(invocation_of)
-        .cloned()
-        .collect();
-    m.content.tool_invocations = (!inv.is_empty()).then_some(inv);
+    let inv: Vec<Value> = parts.iter().filter_map(invocation_of).cloned().collect();
+    (
+        (!text.is_empty()).then_some(text),
+        (!inv.is_empty()).then_some(inv),
+    )
+}
+
+fn finish_v2(m: &mut MessageV2) {
+    let (text, inv) = summary(&m.content.parts);
+    m.content.content = text;
+    m.content.tool_invocations = inv;
+}
+
+fn file_json(data: &Value, mime: &str) -> Value {
+    json!({"type": "file", "mimeType": mime, "data": data})
 }
 
 /// Core → V2 the way Mastra stores a turn: one V2 per user/system message; an assistant
@@ -543,12 +718,15 @@ pub fn core_to_v2(messages: &[CoreMessage], defaults: &Defaults) -> Vec<MessageV
             Role::System | Role::User => {
                 let mut v = new_v2(m.role.as_str(), defaults);
                 for p in &m.parts {
-                    match p {
-                        Part::Text(t) => v.content.parts.push(json!({"type": "text", "text": t})),
-                        Part::Image { image, mime_type } => v.content.parts.push(json!({"type": "file", "mimeType": mime_type.clone().unwrap_or_else(|| "image/*".into()), "data": image})),
-                        Part::File { data, mime_type } => v.content.parts.push(json!({"type": "file", "mimeType": mime_type, "data": data})),
-                        _ => {}
-                    }
+                    let part = match p {
+                        Part::Text(t) => json!({"type": "text", "text": t}),
+                        Part::Image { image, mime_type } => {
+                            file_json(image, mime_type.as_deref().unwrap_or(ANY_IMAGE))
+                        }
+                        Part::File { data, mime_type } => file_json(data, mime_type),
+                        _ => continue,
+                    };
+                    v.content.parts.push(part);
                 }
                 finish_v2(&mut v);
                 out.push(v);
@@ -557,28 +735,38 @@ pub fn core_to_v2(messages: &[CoreMessage], defaults: &Defaults) -> Vec<MessageV
             }
             Role::Assistant => {
                 let continues = after_tool && out.last().is_some_and(|v| v.role == "assistant");
-                if !continues {
+                if continues {
+                    step += 1;
+                } else {
                     out.push(new_v2("assistant", defaults));
                     step = 0;
-                } else {
-                    step += 1;
                 }
                 let Some(v) = out.last_mut() else { continue };
                 v.content.parts.push(json!({"type": "step-start"}));
                 for p in &m.parts {
-                    match p {
-                        Part::Text(t) => v.content.parts.push(json!({"type": "text", "text": t})),
-                        Part::Reasoning(t) => v.content.parts.push(json!({"type": "reasoning", "reasoning": t, "details": [{"type": "text", "text": t}]})),
-                        Part::ToolCall { id, name, args } => v.content.parts.push(json!({"type": "tool-invocation", "toolInvocation": {"state": "call", "step": step, "toolCallId": id, "toolName": name, "args": args}})),
-                        Part::File { data, mime_type } => v.content.parts.push(json!({"type": "file", "mimeType": mime_type, "data": data})),
-                        Part::Image { image, mime_type } => v.content.parts.push(json!({"type": "file", "mimeType": mime_type.clone().unwrap_or_else(|| "image/*".into()), "data": image})),
-                        Part::ToolResult { .. } => {}
-                    }
+                    let part = match p {
+                        Part::Text(t) => json!({"type": "text", "text": t}),
+                        Part::Reasoning(t) => {
+                            json!({"type": "reasoning", "reasoning": t, "details": [{"type": "text", "text": t}]})
+                        }
+                        Part::ToolCall { id, name, args } => json!({
+                            "type": "tool-invocation",
+                            "toolInvocation": {"state": "call", "step": step, "toolCallId": id, "toolName": name, "args": args},
+                        }),
+                        Part::File { data, mime_type } => file_json(data, mime_type),
+                        Part::Image { image, mime_type } => {
+                            file_json(image, mime_type.as_deref().unwrap_or(ANY_IMAGE))
+                        }
+                        Part::ToolResult { .. } => continue,
+                    };
+                    v.content.parts.push(part);
                 }
                 finish_v2(v);
                 after_tool = false;
             }
             Role::Tool => {
+                // A result with no assistant before it is stored on its own (no step-start):
+                // that is how a V1 tool message saved by itself looks.
                 if out.last().is_none_or(|v| v.role != "assistant") {
                     out.push(new_v2("assistant", defaults));
                 }
@@ -598,13 +786,14 @@ pub fn core_to_v2(messages: &[CoreMessage], defaults: &Defaults) -> Vec<MessageV
                         .parts
                         .iter_mut()
                         .filter_map(|p| p.get_mut("toolInvocation"))
-                        .find(|i| i["toolCallId"] == *id);
+                        .filter_map(Value::as_object_mut)
+                        .find(|i| i.get("toolCallId").and_then(Value::as_str) == Some(id));
                     match existing {
                         Some(inv) => {
-                            inv["state"] = json!("result");
-                            inv["result"] = result.clone();
+                            inv.insert("state".into(), json!("result"));
+                            inv.insert("result".into(), result.clone());
                             if *is_error {
-                                inv["isError"] = json!(true);
+                                inv.insert("isError".into(), json!(true));
                             }
                         }
                         None => {
@@ -630,42 +819,70 @@ fn role_of(m: &MessageV2) -> Role {
     Role::parse(&m.role).unwrap_or(Role::User)
 }
 
-/// V2 → Core for a model; unanswered tool calls are dropped (they cannot be replayed).
+fn ui_of(m: &MessageV2) -> UiSource<'_> {
+    UiSource {
+        parts: &m.content.parts,
+        invocations: m.content.tool_invocations.as_deref(),
+        attachments: m.content.experimental_attachments.as_deref(),
+    }
+}
+
+/// V2 → Core for a model. Unanswered tool calls are dropped (they cannot be replayed); a
+/// result stored apart from its call (a V1 tool message saved by itself) gets the call's
+/// arguments from the earlier message.
 pub fn v2_to_core(messages: &[MessageV2]) -> Vec<CoreMessage> {
+    let known_args: HashMap<String, Value> = messages
+        .iter()
+        .flat_map(|m| m.content.parts.iter().filter_map(invocation_of))
+        .filter(|inv| !args_unknown(inv))
+        .filter_map(|inv| Some((inv["toolCallId"].as_str()?.to_string(), inv["args"].clone())))
+        .collect();
     messages
         .iter()
-        .flat_map(|m| split_ui_parts(role_of(m), &m.content.parts, None, false))
+        .flat_map(|m| ui_of(m).to_core(role_of(m), false, Some(&known_args)))
         .filter(|c| !c.parts.is_empty())
         .collect()
 }
 
 /// V2 → MastraMessageV1 records (several for an assistant turn with tool calls).
 pub fn v2_to_v1(message: &MessageV2) -> Vec<Value> {
-    let cores = split_ui_parts(role_of(message), &message.content.parts, None, true);
+    let parts = &message.content.parts;
+    let mut cores = ui_of(message).to_core(role_of(message), true, None);
+    // A V1 tool message saved by itself lists as that tool message again, not with a made-up
+    // call whose arguments were never known.
+    let result_only = role_of(message) == Role::Assistant
+        && !parts.is_empty()
+        && parts
+            .iter()
+            .all(|p| invocation_of(p).is_some_and(|i| i["state"] == "result" && args_unknown(i)));
+    if result_only {
+        cores.retain(|c| c.role == Role::Tool);
+    }
     let created = message.created_at_iso();
+    let keep_empty = cores.len() == 1;
     cores
         .iter()
-        .filter(|c| !c.parts.is_empty() || cores.len() == 1)
+        .filter(|c| keep_empty || !c.parts.is_empty())
         .enumerate()
         .map(|(i, c)| {
             let has_calls = c.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+            let array = || Value::Array(c.parts.iter().map(Part::to_json).collect());
             let (kind, content) = match c.role {
-                Role::Tool => ("tool-result", c.to_json()["content"].clone()),
-                _ if has_calls => (
-                    "tool-call",
-                    Value::Array(c.parts.iter().map(Part::to_json).collect()),
-                ),
-                _ => ("text", Value::String(c.text_content())),
+                Role::Tool => ("tool-result", array()),
+                _ if has_calls => ("tool-call", array()),
+                _ => match c.parts.as_slice() {
+                    [] => ("text", json!("")),
+                    [Part::Text(t)] => ("text", json!(t)),
+                    _ => ("text", array()),
+                },
             };
             let mut v = Map::new();
-            v.insert(
-                "id".into(),
-                json!(if i == 0 {
-                    message.id.clone()
-                } else {
-                    format!("{}__{i}", message.id)
-                }),
-            );
+            let id = if i == 0 {
+                message.id.clone()
+            } else {
+                format!("{}__{i}", message.id)
+            };
+            v.insert("id".into(), json!(id));
             v.insert("role".into(), json!(c.role.as_str()));
             v.insert("content".into(), content);
             v.insert("type".into(), json!(kind));
@@ -694,25 +911,16 @@ pub fn v2_to_v1(message: &MessageV2) -> Vec<Value> {
 
 /// V2 → AI SDK v4 UIMessage.
 pub fn v2_to_ui(message: &MessageV2) -> Value {
-    let text = message.content.content.clone().unwrap_or_else(|| {
-        message
-            .content
-            .parts
-            .iter()
-            .filter(|p| p["type"] == "text")
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("")
-    });
+    let c = &message.content;
+    let (joined, derived_inv) = summary(&c.parts);
     let mut v = json!({
         "id": message.id,
         "role": message.role,
-        "content": text,
+        "content": c.content.clone().or(joined).unwrap_or_default(),
         "createdAt": message.created_at_iso(),
-        "parts": message.content.parts,
+        "parts": c.parts,
     });
-    let c = &message.content;
-    if let Some(i) = &c.tool_invocations {
+    if let Some(i) = c.tool_invocations.as_ref().or(derived_inv.as_ref()) {
         v["toolInvocations"] = json!(i);
     }
     if let Some(a) = &c.experimental_attachments {
@@ -728,7 +936,8 @@ pub fn v2_to_ui(message: &MessageV2) -> Value {
 }
 
 /// One message given to the memory save route: V2 when `content` has `format: 2`, else V1.
-/// A V1 message becomes one V2 message (tool results become an assistant's tool invocations).
+/// A V1 message becomes one V2 message (a tool message becomes an assistant's answered tool
+/// invocations).
 pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, MessageError> {
     let Value::Object(obj) = message else {
         return err("a message must be an object");
@@ -758,31 +967,23 @@ pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, M
         let role = text_field("role").unwrap_or_default();
         if !matches!(role, "user" | "assistant" | "system") {
             return err(format!(
-                "role must be user, assistant or system (got `{role}`)"
+                "role must be one of user, assistant, system (got `{role}`)"
             ));
+        }
+        if !c.get("parts").is_some_and(Value::is_array) {
+            return err("content.parts must be an array");
         }
         let content: ContentV2 = serde_json::from_value(Value::Object(c.clone()))
             .map_err(|e| MessageError(format!("content: {e}")))?;
         // Clients often send only the parts; derive the summary fields they left out.
-        let mut derived = MessageV2 {
-            id: String::new(),
-            role: String::new(),
-            created_at,
-            thread_id: None,
-            resource_id: None,
-            kind: v2_kind(),
-            content: content.clone(),
-        };
-        finish_v2(&mut derived);
+        let (text, inv) = summary(&content.parts);
         let content = ContentV2 {
-            content: content.content.or(derived.content.content),
-            tool_invocations: content
-                .tool_invocations
-                .or(derived.content.tool_invocations),
+            content: content.content.or(text),
+            tool_invocations: content.tool_invocations.or(inv),
             ..content
         };
         MessageV2 {
-            id: id.clone(),
+            id: String::new(),
             role: role.to_string(),
             created_at,
             thread_id: None,
@@ -791,6 +992,10 @@ pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, M
             content,
         }
     } else {
+        // `data` is a UIMessage role, with nothing to store.
+        if text_field("role") == Some("data") {
+            return err("role must be one of system, user, assistant, tool (got `data`)");
+        }
         let cores = parse_one(message, "message")?;
         let id_once = || id.clone();
         let d = Defaults {
@@ -801,7 +1006,7 @@ pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, M
         };
         let mut v = core_to_v2(&cores, &d);
         if v.len() != 1 {
-            return err("a V1 message must hold one message");
+            return err("a message must hold exactly one message");
         }
         v.remove(0)
     };
@@ -816,59 +1021,125 @@ pub fn parse_stored(message: &Value, defaults: &Defaults) -> Result<MessageV2, M
 mod tests {
     use super::*;
 
-    fn defaults() -> (impl Fn() -> String + Send + Sync, jiff::Timestamp) {
+    type Ids = Box<dyn Fn() -> String + Send + Sync>;
+
+    fn ids() -> Ids {
         let n = std::sync::atomic::AtomicUsize::new(0);
-        (
-            move || {
-                let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                format!("id{i}")
-            },
-            "2025-08-06T10:00:00Z".parse().unwrap(),
-        )
+        Box::new(move || {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            format!("id{i}")
+        })
+    }
+
+    fn now() -> jiff::Timestamp {
+        "2025-08-06T10:00:00Z".parse().unwrap()
+    }
+
+    fn defaults(ids: &Ids) -> Defaults<'_> {
+        Defaults {
+            thread_id: Some("t"),
+            resource_id: Some("r"),
+            new_id: ids.as_ref(),
+            now: now(),
+        }
+    }
+
+    fn call(id: &str, args: Value) -> Part {
+        Part::ToolCall {
+            id: id.into(),
+            name: "weather".into(),
+            args,
+        }
+    }
+
+    fn result(id: &str, result: Value) -> Part {
+        Part::ToolResult {
+            id: id.into(),
+            name: "weather".into(),
+            result,
+            is_error: false,
+        }
+    }
+
+    fn msg(role: Role, parts: Vec<Part>) -> CoreMessage {
+        CoreMessage { role, parts }
     }
 
     fn turn() -> Vec<CoreMessage> {
         vec![
             CoreMessage::text(Role::User, "Weather in Paris?"),
-            CoreMessage {
-                role: Role::Assistant,
-                parts: vec![Part::ToolCall {
-                    id: "c1".into(),
-                    name: "weather".into(),
-                    args: json!({"city": "Paris"}),
-                }],
-            },
-            CoreMessage {
-                role: Role::Tool,
-                parts: vec![Part::ToolResult {
-                    id: "c1".into(),
-                    name: "weather".into(),
-                    result: json!({"t": 21}),
-                    is_error: false,
-                }],
-            },
+            msg(Role::Assistant, vec![call("c1", json!({"city": "Paris"}))]),
+            msg(Role::Tool, vec![result("c1", json!({"t": 21}))]),
             CoreMessage::text(Role::Assistant, "It is 21°C."),
+        ]
+    }
+
+    /// Text before calls, reasoning, two steps, parallel calls, an error result.
+    fn long_turn() -> Vec<CoreMessage> {
+        vec![
+            CoreMessage::text(Role::System, "Be brief."),
+            msg(
+                Role::User,
+                vec![
+                    Part::Text("Compare these".into()),
+                    Part::Image {
+                        image: json!("https://x/a.png"),
+                        mime_type: Some("image/png".into()),
+                    },
+                    Part::File {
+                        data: json!("JVBERi0="),
+                        mime_type: "application/pdf".into(),
+                    },
+                ],
+            ),
+            msg(
+                Role::Assistant,
+                vec![
+                    Part::Reasoning("Need both cities.".into()),
+                    Part::Text("Let me check.".into()),
+                    call("c1", json!({"city": "Paris"})),
+                    call("c2", json!({"city": "Rome"})),
+                ],
+            ),
+            msg(
+                Role::Tool,
+                vec![
+                    result("c1", json!({"t": 21})),
+                    Part::ToolResult {
+                        id: "c2".into(),
+                        name: "weather".into(),
+                        result: json!("timeout"),
+                        is_error: true,
+                    },
+                ],
+            ),
+            msg(Role::Assistant, vec![call("c3", json!({"city": "Rome"}))]),
+            msg(Role::Tool, vec![result("c3", json!({"t": 25}))]),
+            CoreMessage::text(Role::Assistant, "Rome is warmer."),
         ]
     }
 
     #[test]
     fn core_v2_core_round_trips_a_tool_turn() {
-        let (ids, now) = defaults();
-        let d = Defaults {
-            thread_id: Some("t"),
-            resource_id: Some("r"),
-            new_id: &ids,
-            now,
-        };
-        let v2 = core_to_v2(&turn(), &d);
+        let ids = ids();
+        let v2 = core_to_v2(&turn(), &defaults(&ids));
         assert_eq!(v2.len(), 2, "{v2:?}");
         assert_eq!(v2[1].role, "assistant");
+        assert_eq!(
+            v2[1].content.parts,
+            vec![
+                json!({"type": "step-start"}),
+                json!({"type": "tool-invocation", "toolInvocation": {"state": "result", "step": 0, "toolCallId": "c1", "toolName": "weather", "args": {"city": "Paris"}, "result": {"t": 21}}}),
+                json!({"type": "step-start"}),
+                json!({"type": "text", "text": "It is 21°C."}),
+            ]
+        );
         assert_eq!(v2[1].content.content.as_deref(), Some("It is 21°C."));
         let inv = v2[1].content.tool_invocations.as_ref().unwrap();
         assert_eq!(inv[0]["state"], "result");
-        assert_eq!(inv[0]["result"], json!({"t": 21}));
+        assert_eq!(v2[1].thread_id.as_deref(), Some("t"));
         assert_eq!(v2_to_core(&v2), turn());
-        // Serialised form: ISO with millis, type v2, format 2.
+        // Serialised form: ISO with millis, type v2, format 2; and back.
         let j = serde_json::to_value(&v2[0]).unwrap();
         assert_eq!(j["createdAt"], "2025-08-06T10:00:00.000Z");
         assert_eq!(j["type"], "v2");
@@ -877,57 +1148,149 @@ mod tests {
     }
 
     #[test]
-    fn v1_v2_v1_keeps_text_calls_and_results() {
-        let (ids, now) = defaults();
-        let d = Defaults {
-            thread_id: Some("t"),
-            resource_id: Some("r"),
-            new_id: &ids,
-            now,
-        };
-        let v2 = core_to_v2(&turn(), &d);
-        let v1: Vec<Value> = v2.iter().flat_map(v2_to_v1).collect();
-        let kinds: Vec<&str> = v1.iter().map(|m| m["type"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["text", "tool-call", "tool-result", "text"]);
-        assert_eq!(v1[0]["content"], "Weather in Paris?");
-        assert_eq!(v1[1]["content"][0]["args"], json!({"city": "Paris"}));
-        assert_eq!(v1[2]["role"], "tool");
-        assert_eq!(v1[2]["content"][0]["result"], json!({"t": 21}));
-        assert_eq!(v1[3]["content"], "It is 21°C.");
-        assert_eq!(v1[0]["threadId"], "t");
-        let distinct: std::collections::HashSet<&str> =
-            v1.iter().map(|m| m["id"].as_str().unwrap()).collect();
-        assert_eq!(distinct.len(), 4);
-        // V1 records parse back to the same conversation.
-        assert_eq!(parse_input(&Value::Array(v1.clone())).unwrap(), turn());
-        // Each V1 record stores as V2 and lists again as V1 with the same content.
-        for m in &v1[..2] {
-            let stored = parse_stored(m, &d).unwrap();
-            let back = v2_to_v1(&stored);
-            assert_eq!(back[0]["content"], m["content"], "{m}");
-            assert_eq!(back[0]["id"], m["id"]);
-        }
+    fn core_v2_core_round_trips_steps_media_reasoning_and_errors() {
+        let ids = ids();
+        let v2 = core_to_v2(&long_turn(), &defaults(&ids));
+        let roles: Vec<&str> = v2.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant"]);
+        let steps: Vec<u64> = v2[2]
+            .content
+            .tool_invocations
+            .iter()
+            .flatten()
+            .map(|i| i["step"].as_u64().unwrap())
+            .collect();
+        assert_eq!(steps, [0, 0, 1]);
+        assert_eq!(
+            v2[2].content.content.as_deref(),
+            Some("Let me check.Rome is warmer.")
+        );
+        assert_eq!(v2_to_core(&v2), long_turn());
+        // Through JSON too, as the store keeps it.
+        let stored: Vec<MessageV2> = v2
+            .iter()
+            .map(|m| serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap())
+            .collect();
+        assert_eq!(v2_to_core(&stored), long_turn());
     }
 
     #[test]
-    fn ui_messages_round_trip() {
-        let (ids, now) = defaults();
+    fn unanswered_calls_are_dropped_for_models_and_listed_in_v1() {
+        let ids = ids();
+        let core = vec![
+            CoreMessage::text(Role::User, "hi"),
+            msg(
+                Role::Assistant,
+                vec![Part::Text("Checking".into()), call("c1", json!({"a": 1}))],
+            ),
+        ];
+        let v2 = core_to_v2(&core, &defaults(&ids));
+        assert_eq!(
+            v2[1].content.tool_invocations.as_ref().unwrap()[0]["state"],
+            "call"
+        );
+        assert_eq!(
+            v2_to_core(&v2),
+            vec![
+                CoreMessage::text(Role::User, "hi"),
+                CoreMessage::text(Role::Assistant, "Checking"),
+            ]
+        );
+        let v1 = v2_to_v1(&v2[1]);
+        assert_eq!(v1.len(), 1);
+        assert_eq!(v1[0]["type"], "tool-call");
+        assert_eq!(v1[0]["content"][1]["args"], json!({"a": 1}));
+    }
+
+    #[test]
+    fn v2_to_v1_expands_a_tool_turn() {
+        let ids = ids();
+        let v2 = core_to_v2(&turn(), &defaults(&ids));
+        let v1: Vec<Value> = v2.iter().flat_map(v2_to_v1).collect();
+        let kinds: Vec<&str> = v1.iter().map(|m| m["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["text", "tool-call", "tool-result", "text"]);
+        assert_eq!(
+            v1[0],
+            json!({"id": "id1", "role": "user", "content": "Weather in Paris?", "type": "text", "createdAt": "2025-08-06T10:00:00.000Z", "threadId": "t", "resourceId": "r"})
+        );
+        assert_eq!(
+            v1[1]["content"],
+            json!([{"type": "tool-call", "toolCallId": "c1", "toolName": "weather", "args": {"city": "Paris"}}])
+        );
+        assert_eq!(v1[2]["role"], "tool");
+        assert_eq!(v1[2]["content"][0]["result"], json!({"t": 21}));
+        assert_eq!(v1[3]["content"], "It is 21°C.");
+        let ids: Vec<&str> = v1.iter().map(|m| m["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["id1", "id2", "id2__1", "id2__2"]);
+        // The records given back as input are the same conversation.
+        assert_eq!(parse_input(&Value::Array(v1)).unwrap(), turn());
+    }
+
+    #[test]
+    fn v1_v2_v1_round_trips_each_record() {
+        let ids = ids();
         let d = Defaults {
             thread_id: None,
             resource_id: None,
-            new_id: &ids,
-            now,
+            new_id: ids.as_ref(),
+            now: now(),
         };
-        let v2 = core_to_v2(&turn(), &d);
-        let ui: Vec<Value> = v2.iter().map(v2_to_ui).collect();
-        assert_eq!(ui[1]["content"], "It is 21°C.");
-        assert_eq!(ui[1]["parts"][0]["type"], "step-start");
-        assert_eq!(parse_input(&Value::Array(ui)).unwrap(), turn());
-        // toolInvocations without parts (older clients).
-        let old = json!([{"role": "assistant", "content": "Done", "toolInvocations": [{"state": "result", "toolCallId": "c9", "toolName": "w", "args": {}, "result": 1}]}]);
-        let core = parse_input(&old).unwrap();
-        assert_eq!(core.len(), 3);
-        assert_eq!(core[1].role, Role::Tool);
+        let at = "2025-08-06T10:00:00.000Z";
+        let records = [
+            json!({"id": "m1", "role": "system", "type": "text", "content": "Be brief."}),
+            json!({"id": "m2", "role": "user", "type": "text", "content": "Weather?"}),
+            json!({"id": "m3", "role": "user", "type": "text", "content": [{"type": "text", "text": "This one"}, {"type": "image", "image": "https://x/a.png", "mimeType": "image/png"}, {"type": "file", "data": "JVBERi0=", "mimeType": "application/pdf"}]}),
+            json!({"id": "m4", "role": "assistant", "type": "tool-call", "content": [{"type": "text", "text": "Checking."}, {"type": "tool-call", "toolCallId": "c1", "toolName": "weather", "args": {"city": "Paris"}}]}),
+            json!({"id": "m5", "role": "tool", "type": "tool-result", "content": [{"type": "tool-result", "toolCallId": "c1", "toolName": "weather", "result": {"t": 21}}]}),
+            json!({"id": "m6", "role": "assistant", "type": "text", "content": [{"type": "reasoning", "text": "Warm."}, {"type": "text", "text": "It is 21°C."}]}),
+            json!({"id": "m7", "role": "assistant", "type": "text", "content": "Anything else?"}),
+        ];
+        let mut stored = Vec::new();
+        for r in &records {
+            let mut r = r.clone();
+            r["threadId"] = json!("t");
+            r["resourceId"] = json!("u");
+            r["createdAt"] = json!(at);
+            let v2 = parse_stored(&r, &d).unwrap();
+            assert_eq!(v2.id, r["id"]);
+            let back = v2_to_v1(&v2);
+            assert_eq!(back.len(), 1, "{r} → {back:?}");
+            let mut back = back.into_iter().next().unwrap();
+            back.as_object_mut().unwrap().remove("toolCallIds");
+            assert_eq!(back, r);
+            stored.push(v2);
+        }
+        // Saved one record at a time, the tool result still reaches a model with its call's
+        // arguments, and the call is not repeated.
+        let core = v2_to_core(&stored);
+        assert_eq!(
+            core[3..6],
+            [
+                CoreMessage::text(Role::Assistant, "Checking."),
+                msg(Role::Assistant, vec![call("c1", json!({"city": "Paris"}))]),
+                msg(Role::Tool, vec![result("c1", json!({"t": 21}))]),
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_ui_input_round_trips() {
+        let ids = ids();
+        for conversation in [turn(), long_turn()] {
+            let v2 = core_to_v2(&conversation, &defaults(&ids));
+            let ui: Vec<Value> = v2.iter().map(v2_to_ui).collect();
+            assert_eq!(parse_input(&Value::Array(ui)).unwrap(), conversation);
+        }
+        let v2 = core_to_v2(&turn(), &defaults(&ids));
+        let ui = v2_to_ui(&v2[1]);
+        assert_eq!(ui["content"], "It is 21°C.");
+        assert_eq!(ui["createdAt"], "2025-08-06T10:00:00.000Z");
+        assert_eq!(ui["parts"][0]["type"], "step-start");
+        assert_eq!(ui["toolInvocations"][0]["toolCallId"], "c1");
+        assert!(ui.get("reasoning").is_none());
+        // V2 objects themselves are accepted as input too.
+        let as_json = serde_json::to_value(&v2).unwrap();
+        assert_eq!(parse_input(&as_json).unwrap(), turn());
     }
 
     #[test]
@@ -936,72 +1299,279 @@ mod tests {
             parse_input(&json!("hi")).unwrap(),
             vec![CoreMessage::text(Role::User, "hi")]
         );
-        assert_eq!(parse_input(&json!(["a", "b"])).unwrap().len(), 2);
-        let core = parse_input(&json!([{"role": "system", "content": "s"}, {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image", "image": "data:", "mimeType": "image/png"}]}])).unwrap();
-        assert_eq!(core[0].role, Role::System);
+        assert_eq!(
+            parse_input(&json!(["a", "b"])).unwrap(),
+            vec![
+                CoreMessage::text(Role::User, "a"),
+                CoreMessage::text(Role::User, "b")
+            ]
+        );
+        assert_eq!(
+            parse_input(&json!({"role": "user", "content": "one"})).unwrap(),
+            vec![CoreMessage::text(Role::User, "one")]
+        );
+        // CoreMessages, all roles.
+        let core = parse_input(&json!([
+            {"role": "system", "content": "s"},
+            {"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "image", "image": "data:", "mimeType": "image/png"}]},
+            {"role": "assistant", "content": [{"type": "tool-call", "toolCallId": "c1", "toolName": "w", "args": {"q": 1}}, {"type": "redacted-reasoning", "data": "…"}]},
+            {"role": "tool", "content": [{"type": "tool-result", "toolCallId": "c1", "toolName": "w", "result": 2, "isError": true}]},
+        ]))
+        .unwrap();
+        assert_eq!(core.len(), 4);
+        assert_eq!(core[0], CoreMessage::text(Role::System, "s"));
         assert!(matches!(core[1].parts[1], Part::Image { .. }));
-        let v2 = json!([{"id": "m", "role": "user", "createdAt": "2025-01-01T00:00:00.000Z", "content": {"format": 2, "parts": [{"type": "text", "text": "from v2"}]}}]);
-        assert_eq!(parse_input(&v2).unwrap()[0].text_content(), "from v2");
-        let v1 = json!([{"id": "m", "role": "user", "type": "text", "content": "from v1", "threadId": "t"}]);
-        assert_eq!(parse_input(&v1).unwrap()[0].text_content(), "from v1");
+        assert_eq!(
+            core[2].parts,
+            vec![Part::ToolCall {
+                id: "c1".into(),
+                name: "w".into(),
+                args: json!({"q": 1})
+            }]
+        );
+        assert_eq!(
+            core[3].parts,
+            vec![Part::ToolResult {
+                id: "c1".into(),
+                name: "w".into(),
+                result: json!(2),
+                is_error: true
+            }]
+        );
+        // Mixed: string, V1, V2, UIMessage (parts), UIMessage (toolInvocations only).
+        let mixed = json!([
+            "plain",
+            {"id": "m", "role": "user", "type": "text", "content": "from v1", "threadId": "t", "createdAt": "2025-01-01T00:00:00.000Z"},
+            {"id": "m", "role": "user", "createdAt": "2025-01-01T00:00:00.000Z", "type": "v2", "content": {"format": 2, "parts": [{"type": "text", "text": "from v2"}]}},
+            {"id": "u", "role": "user", "content": "from ui", "parts": [{"type": "text", "text": "from ui"}], "experimental_attachments": [{"name": "a.png", "contentType": "image/png", "url": "https://x/a.png"}]},
+            {"id": "a", "role": "assistant", "content": "Done", "toolInvocations": [{"state": "result", "toolCallId": "c9", "toolName": "w", "args": {}, "result": 1}]},
+            {"id": "d", "role": "data", "content": "", "parts": []},
+            {"id": "o", "role": "user", "content": "only content", "parts": []},
+        ]);
+        let core = parse_input(&mixed).unwrap();
+        let summary: Vec<(Role, String)> =
+            core.iter().map(|m| (m.role, m.text_content())).collect();
+        assert_eq!(
+            summary,
+            [
+                (Role::User, "plain".into()),
+                (Role::User, "from v1".into()),
+                (Role::User, "from v2".into()),
+                (Role::User, "from ui".into()),
+                (Role::Assistant, "".into()),
+                (Role::Tool, "".into()),
+                (Role::Assistant, "Done".into()),
+                (Role::User, "only content".into()),
+            ]
+        );
+        assert_eq!(
+            core[3].parts[1],
+            Part::Image {
+                image: json!("https://x/a.png"),
+                mime_type: Some("image/png".into())
+            }
+        );
+        // Mastra keeps reasoning text in `details` only.
+        let r = parse_input(&json!([{"role": "assistant", "content": {"format": 2, "parts": [{"type": "reasoning", "reasoning": "", "details": [{"type": "text", "text": "hmm"}]}, {"type": "text", "text": "ok"}]}}])).unwrap();
+        assert_eq!(
+            r[0].parts,
+            vec![Part::Reasoning("hmm".into()), Part::Text("ok".into())]
+        );
     }
 
     #[test]
     fn bad_inputs_are_named() {
-        for (v, needle) in [
-            (json!(3), "messages must be"),
-            (json!([3]), "messages[0] must be"),
+        for (v, expected) in [
+            (
+                json!(3),
+                "messages must be a string, an array or a message object",
+            ),
+            (
+                json!(null),
+                "messages must be a string, an array or a message object",
+            ),
+            (
+                json!(["ok", 3]),
+                "messages[1] must be a string or a message object",
+            ),
             (json!([{"content": "x"}]), "messages[0].role is required"),
-            (json!([{"role": "robot", "content": "x"}]), "one of system"),
-            (json!([{"role": "user", "content": 5}]), "content must be"),
-            (json!([{"role": "user"}]), "content is required"),
+            (
+                json!([{"role": 1, "content": "x"}]),
+                "messages[0].role must be a string",
+            ),
+            (
+                json!(["a", "b", {"role": "robot", "content": "x"}]),
+                "messages[2].role must be one of system, user, assistant, tool (got `robot`)",
+            ),
+            (
+                json!([{"role": "user", "content": 5}]),
+                "messages[0].content must be a string or an array of parts",
+            ),
+            (json!([{"role": "user"}]), "messages[0].content is required"),
             (
                 json!([{"role": "tool", "content": [{"type": "tool-result", "result": 1}]}]),
-                "toolCallId",
+                "messages[0].content[0].toolCallId is required",
+            ),
+            (
+                json!([{"role": "assistant", "content": [{"type": "tool-call", "toolCallId": 7, "toolName": "w"}]}]),
+                "messages[0].content[0].toolCallId must be a string",
             ),
             (
                 json!([{"role": "tool", "content": [{"type": "text", "text": "x"}]}]),
-                "only tool-result",
+                "messages[0].content[0]: a tool message cannot hold a text part",
+            ),
+            (
+                json!([{"role": "user", "content": ["a", {"type": "tool-call", "toolCallId": "c", "toolName": "w"}]}]),
+                "messages[0].content[1]: a user message cannot hold a tool-call part",
             ),
             (
                 json!([{"role": "user", "content": [{"type": "hologram"}]}]),
-                "unknown type",
+                "messages[0].content[0].type `hologram` is not a known part type",
+            ),
+            (
+                json!([{"role": "user", "content": [{"text": "x"}]}]),
+                "messages[0].content[0].type is required",
+            ),
+            (
+                json!([{"role": "user", "content": [{"type": "text"}]}]),
+                "messages[0].content[0].text is required",
             ),
             (
                 json!([{"role": "user", "content": {"format": 2, "parts": 1}}]),
-                "parts must be",
+                "messages[0].content.parts must be an array",
+            ),
+            (
+                json!([{"role": "tool", "content": {"format": 2, "parts": []}}]),
+                "messages[0].role must be one of system, user, assistant for a message with parts",
+            ),
+            (
+                json!([{"role": "user", "content": "x", "parts": "y"}]),
+                "messages[0].parts must be an array",
             ),
         ] {
-            let e = parse_input(&v).unwrap_err().0;
-            assert!(e.contains(needle), "{v}: {e}");
+            assert_eq!(parse_input(&v), Err(MessageError(expected.into())), "{v}");
         }
-        let (ids, now) = defaults();
+    }
+
+    #[test]
+    fn parse_stored_fills_defaults_and_derives_summaries() {
+        let ids = ids();
         let d = Defaults {
-            thread_id: None,
-            resource_id: None,
-            new_id: &ids,
-            now,
+            thread_id: Some("t"),
+            resource_id: Some("r"),
+            new_id: ids.as_ref(),
+            now: now(),
         };
-        assert!(
-            parse_stored(
-                &json!({"role": "user", "content": "x", "createdAt": "yesterday"}),
-                &d
-            )
-            .is_err()
+        let v1 = parse_stored(&json!({"role": "user", "content": "x"}), &d).unwrap();
+        assert_eq!(
+            (v1.id.as_str(), v1.thread_id.as_deref()),
+            ("id1", Some("t"))
         );
-        assert!(
-            parse_stored(
-                &json!({"role": "tool", "content": {"format": 2, "parts": []}}),
-                &d
-            )
-            .is_err()
-        );
-        assert!(parse_stored(&json!([1]), &d).is_err());
-        let ok = parse_stored(
-            &json!({"role": "user", "content": "x", "createdAt": 1754474400000u64}),
+        assert_eq!(v1.created_at_iso(), "2025-08-06T10:00:00.000Z");
+        assert_eq!(v1.content.parts, vec![json!({"type": "text", "text": "x"})]);
+        let v2 = parse_stored(
+            &json!({"id": "k", "role": "assistant", "threadId": "t2", "resourceId": "r2", "type": "custom", "createdAt": "2025-01-02T03:04:05.678Z",
+                    "content": {"format": 2, "parts": [{"type": "step-start"}, {"type": "tool-invocation", "toolInvocation": {"state": "result", "toolCallId": "c", "toolName": "w", "args": {}, "result": 1}}, {"type": "text", "text": "done"}],
+                                "experimental_attachments": [{"name": "a", "contentType": "text/plain", "url": "data:,x"}], "metadata": {"k": 1}}}),
             &d,
         )
         .unwrap();
-        assert_eq!(ok.created_at_iso(), "2025-08-06T10:00:00.000Z");
+        assert_eq!(v2.id, "k");
+        assert_eq!(v2.kind, "custom");
+        assert_eq!(v2.thread_id.as_deref(), Some("t2"));
+        assert_eq!(v2.created_at_iso(), "2025-01-02T03:04:05.678Z");
+        assert_eq!(v2.content.content.as_deref(), Some("done"));
+        assert_eq!(v2.content.tool_invocations.as_ref().unwrap().len(), 1);
+        let j = serde_json::to_value(&v2).unwrap();
+        assert_eq!(j["content"]["experimental_attachments"][0]["name"], "a");
+        assert_eq!(j["content"]["metadata"], json!({"k": 1}));
+        let ui = v2_to_ui(&v2);
+        assert_eq!(ui["experimental_attachments"][0]["name"], "a");
+        assert_eq!(ui["metadata"], json!({"k": 1}));
+        // Dates: epoch millis, date only, offsets.
+        for (given, iso) in [
+            (json!(1754474400000u64), "2025-08-06T10:00:00.000Z"),
+            (json!("2025-08-06"), "2025-08-06T00:00:00.000Z"),
+            (
+                json!("2025-08-06T12:00:00+02:00"),
+                "2025-08-06T10:00:00.000Z",
+            ),
+        ] {
+            let m = parse_stored(
+                &json!({"role": "user", "content": "x", "createdAt": given}),
+                &d,
+            )
+            .unwrap();
+            assert_eq!(m.created_at_iso(), iso);
+        }
+        for (bad, expected) in [
+            (json!([1]), "a message must be an object"),
+            (
+                json!({"role": "user", "content": "x", "createdAt": "yesterday"}),
+                "createdAt must be an ISO date",
+            ),
+            (
+                json!({"role": "tool", "content": {"format": 2, "parts": []}}),
+                "role must be one of user, assistant, system (got `tool`)",
+            ),
+            (
+                json!({"role": "user", "content": {"format": 2, "parts": {}}}),
+                "content.parts must be an array",
+            ),
+            (
+                json!({"role": "data", "content": "x"}),
+                "role must be one of system, user, assistant, tool (got `data`)",
+            ),
+            (json!({"content": "x"}), "message.role is required"),
+        ] {
+            assert_eq!(
+                parse_stored(&bad, &d),
+                Err(MessageError(expected.into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn never_panics_on_odd_json() {
+        let odd = [
+            json!({}),
+            json!([[]]),
+            json!([{"role": "assistant", "content": {"format": 2, "parts": [1, "x", null, {"type": 3}, {"type": "tool-invocation"}, {"type": "tool-invocation", "toolInvocation": "x"}, {"type": "tool-invocation", "toolInvocation": {"state": 5, "toolCallId": [], "args": "s", "step": -1}}, {"type": "reasoning", "details": "x"}, {"type": "file"}]}}]),
+            json!([{"role": "user", "content": {"format": 2, "parts": [{"type": "text", "text": 5}, {"type": "file", "mimeType": 1}]}, "experimental_attachments": [1, {"url": null}]}]),
+            json!([{"role": "assistant", "parts": [], "toolInvocations": [1, {"state": "result"}], "content": "x"}]),
+            json!([{"role": "user", "content": {"format": 2.0, "parts": []}}]),
+            json!([{"role": "user", "content": {"format": 300, "parts": []}}]),
+            json!([{"role": "assistant", "content": [{"type": "tool-call", "toolCallId": "c", "toolName": "w", "args": null}]}]),
+            json!([{"role": "user", "content": {"type": "text", "text": "lone part"}}]),
+            json!({"role": "user", "content": "x", "createdAt": 1e300}),
+            json!({"role": "assistant", "content": {"format": 2, "parts": [{"type": "tool-invocation", "toolInvocation": []}], "toolInvocations": 5}}),
+        ];
+        let ids = ids();
+        let d = defaults(&ids);
+        for v in &odd {
+            if let Ok(core) = parse_input(v) {
+                let v2 = core_to_v2(&core, &d);
+                let _ = v2_to_core(&v2);
+                for m in &v2 {
+                    let _ = (v2_to_v1(m), v2_to_ui(m));
+                }
+                for m in &core {
+                    let _ = m.to_json();
+                }
+            }
+            if let Ok(m) = parse_stored(v, &d) {
+                let _ = (
+                    v2_to_v1(&m),
+                    v2_to_ui(&m),
+                    v2_to_core(std::slice::from_ref(&m)),
+                );
+                let _ = serde_json::to_string(&m).unwrap();
+            }
+        }
+        assert_eq!(
+            parse_input(&odd[8]).unwrap(),
+            vec![CoreMessage::text(Role::User, "lone part")]
+        );
     }
 }

@@ -170,6 +170,17 @@ pub struct Interpreter<'a> {
     pub on_step: &'a (dyn Fn(&str, &Value, &RunState) + Send + Sync),
 }
 
+/// Awaits a tool or agent call, giving up on it when the run is canceled.
+async fn until_canceled(
+    mut cancel: watch::Receiver<bool>,
+    call: impl std::future::Future<Output = Result<Value, String>>,
+) -> Result<Value, Halt> {
+    tokio::select! {
+        r = call => r.map_err(Halt::Failed),
+        _ = cancel.wait_for(|c| *c) => Err(Halt::Canceled),
+    }
+}
+
 fn truthy(v: &Value) -> bool {
     !matches!(v, Value::Null | Value::Bool(false))
 }
@@ -216,6 +227,7 @@ impl Interpreter<'_> {
         }
         self.state.steps.insert(id.to_string(), result.clone());
         self.persist().await?;
+        tracing::info!(run_id = %self.state.run_id, workflow = %self.state.workflow, step = id, status = result["status"].as_str().unwrap_or(""), "workflow step");
         (self.on_step)(id, &result, &self.state);
         Ok(())
     }
@@ -270,10 +282,8 @@ impl Interpreter<'_> {
                     Some(e) => eval(e, &env)?,
                     None => prev.clone(),
                 };
-                self.services
-                    .call_tool(tool, input, &self.state.run_id)
-                    .await
-                    .map_err(Halt::Failed)
+                let call = self.services.call_tool(tool, input, &self.state.run_id);
+                until_canceled(self.cancel.clone(), call).await
             }
             Action::Agent {
                 agent,
@@ -284,10 +294,13 @@ impl Interpreter<'_> {
                     Value::String(s) => s,
                     other => other.to_string(),
                 };
-                self.services
-                    .call_agent(agent, text, output_schema.clone(), &self.state.run_id)
-                    .await
-                    .map_err(Halt::Failed)
+                let call = self.services.call_agent(
+                    agent,
+                    text,
+                    output_schema.clone(),
+                    &self.state.run_id,
+                );
+                until_canceled(self.cancel.clone(), call).await
             }
             Action::Workflow { workflow, .. } => Err(Halt::Failed(format!(
                 "nested workflow `{workflow}`: nested workflows do not run in this build yet"
@@ -389,6 +402,7 @@ impl Interpreter<'_> {
         error: String,
     ) -> Result<Value, Halt> {
         let result = json!({"status": "failed", "payload": prev, "error": error, "startedAt": started, "endedAt": now_ms()});
+        tracing::warn!(run_id = %self.state.run_id, workflow = %self.state.workflow, step = id, error = %error, "workflow step failed");
         self.state.steps.insert(id.to_string(), result.clone());
         (self.on_step)(id, &result, &self.state);
         Err(Halt::Failed(error))

@@ -1,6 +1,7 @@
 //! Workflows declared in the project file: their checked definitions ([`definition`]) and the
 //! workflow objects clients list. Knows nothing of HTTP.
 
+pub mod bench;
 pub mod definition;
 pub mod engine;
 pub mod runs;

@@ -28,6 +28,8 @@ pub enum RunEvent {
 struct Live {
     cancel: watch::Sender<bool>,
     done: watch::Receiver<Option<RunState>>,
+    /// Set when the run was resumed or signalled while its task was finishing: run it again.
+    again: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The runs of a server.
@@ -170,16 +172,22 @@ impl Runs {
         let run_id = state.run_id.clone();
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let (done_tx, done_rx) = watch::channel(None);
+        let again = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
             let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            if live.contains_key(&run_id) {
-                return; // already running in this process
+            if let Some(running) = live.get(&run_id) {
+                // Its task is still finishing: it picks up the new state when it ends.
+                running
+                    .again
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return;
             }
             live.insert(
                 run_id.clone(),
                 Live {
                     cancel: cancel_tx,
                     done: done_rx,
+                    again: again.clone(),
                 },
             );
         }
@@ -226,6 +234,15 @@ impl Runs {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&run_id);
+                if again.load(std::sync::atomic::Ordering::SeqCst)
+                    && let Ok(Some(latest)) = runs.load(&run_id).await
+                    && latest.status == Status::Running
+                {
+                    // Resumed or signalled while finishing: the new task takes over (and
+                    // waiters follow it, see `wait`).
+                    runs.execute(latest);
+                    return;
+                }
                 runs.publish(&run_id, RunEvent::Halted(Box::new(final_state.clone())));
                 let _ = done_tx.send(Some(final_state));
             },
@@ -235,14 +252,20 @@ impl Runs {
 
     /// Waits until a live run halts; a run not live in this process is returned as stored.
     pub async fn wait(&self, run_id: &str) -> Result<RunState, WorkflowError> {
-        let done = {
-            let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
-            live.get(run_id).map(|l| l.done.clone())
-        };
-        if let Some(mut done) = done {
-            let finished = done.wait_for(|s| s.is_some()).await.map(|s| s.clone());
-            if let Ok(Some(state)) = finished {
-                return Ok(state);
+        loop {
+            let done = {
+                let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+                live.get(run_id).map(|l| l.done.clone())
+            };
+            let Some(mut done) = done else { break };
+            match done.wait_for(|s| s.is_some()).await {
+                Ok(state) => {
+                    if let Some(state) = state.clone() {
+                        return Ok(state);
+                    }
+                }
+                // The task handed over to a new one (see `execute`): wait for that.
+                Err(_) => continue,
             }
         }
         self.load(run_id).await?.ok_or(WorkflowError::RunNotFound)

@@ -32,7 +32,9 @@ async fn workflows_are_listed_with_their_graphs() {
     s.stop().await;
 }
 
-/// The release binary serving `config` on `data`; returns it and its base URL.
+/// The release binary serving `config` on `data`; returns it and its base URL. The caller kills
+/// and waits for it.
+#[allow(clippy::zombie_processes)]
 fn spawn_server(config: &std::path::Path, data: &std::path::Path) -> (std::process::Child, String) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgestra"))
         .args(["serve", "--port", "0", "--config"])
@@ -47,11 +49,12 @@ fn spawn_server(config: &std::path::Path, data: &std::path::Path) -> (std::proce
     let mut line = String::new();
     loop {
         line.clear();
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        assert!(
-            !line.is_empty(),
-            "the server exited before printing its URL"
-        );
+        let read = std::io::BufRead::read_line(&mut stdout, &mut line);
+        if read.is_err() || line.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server exited before printing its URL");
+        }
         if let Some(i) = line.find("API ") {
             let url = line[i + 4..].split_whitespace().next().unwrap();
             return (child, url.trim_end_matches("/api").to_string());
