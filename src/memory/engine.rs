@@ -104,6 +104,9 @@ pub struct Memory {
     embedder: Option<Arc<dyn Embedder>>,
     vectors: Arc<VectorStore>,
     index_ready: OnceCell<()>,
+    /// Creation time of the last thread made here: threads made within one millisecond still
+    /// get distinct, ordered times (lists are ordered by creation).
+    last_created_ms: std::sync::atomic::AtomicU64,
     /// Whether saved messages are embedded (some agent recalls semantically).
     pub embeds: bool,
 }
@@ -115,6 +118,7 @@ impl Memory {
             store,
             embedder,
             index_ready: OnceCell::new(),
+            last_created_ms: std::sync::atomic::AtomicU64::new(0),
             embeds,
         }
     }
@@ -149,7 +153,17 @@ impl Memory {
         title: Option<String>,
         metadata: Option<Value>,
     ) -> Result<Thread> {
-        let (now_iso, now_ms) = now();
+        let now_ms = {
+            use std::sync::atomic::Ordering;
+            let now = now().1;
+            let prev = self.last_created_ms.fetch_max(now, Ordering::SeqCst);
+            if prev >= now {
+                self.last_created_ms.fetch_add(1, Ordering::SeqCst) + 1
+            } else {
+                now
+            }
+        };
+        let now_iso = iso(now_ms);
         let thread = Thread {
             id: thread_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             resource_id: resource_id.to_string(),

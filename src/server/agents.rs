@@ -20,7 +20,6 @@ use crate::agent::options::CallOptions;
 use crate::agent::run::{AgentEvent, RunResult, StepResult};
 use crate::agent::{Agent, AgentError};
 use crate::inference::{FinishReason, Usage};
-use crate::tools::ToolContext;
 
 const PLAYGROUND_HEADER: &str = "x-mastra-dev-playground";
 
@@ -490,17 +489,7 @@ pub async fn execute_tool(req: &mut Request, depot: &mut Depot) -> Result<Json<V
         .tool_by_id(&tool_id)
         .ok_or_else(|| ApiError::not_found("Tool not found"))?
         .clone();
-    let mut body = json_object(req, depot).await?;
-    if !truthy(body.get("data")) {
-        return Err(ApiError::required("data"));
-    }
-    let data = body.remove("data").unwrap_or(Value::Null);
-    let ctx = ToolContext {
-        runtime_context: runtime_context(depot),
-        run_id: Some(agent.key.clone()),
-    };
-    tracing::info!(agent = %agent.key, tool = %tool.id, "executing agent tool");
-    Ok(Json(tool.execute(data, &ctx).await?))
+    super::tools::run(req, depot, &tool, Some(agent.key.clone())).await
 }
 
 /// Dev-only routes answer only in dev mode or to the playground.
@@ -616,15 +605,6 @@ pub async fn deprecated(
         .rsplit_once('/')
         .map(|(base, last)| format!("{base}/voice/{last}"))
         .unwrap_or_default();
-    let headers = res.headers_mut();
-    headers.insert("deprecation", HeaderValue::from_static("true"));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "299 - \"This endpoint is deprecated, use {successor} instead\""
-    )) {
-        headers.insert("warning", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
-        headers.insert("link", v);
-    }
+    super::request::mark_deprecated(res, &successor);
     ctrl.call_next(req, depot, res).await;
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use salvo::http::HeaderValue;
 use salvo::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -234,16 +233,7 @@ pub async fn thread_messages(
     existing_thread(&r, &id).await?;
     if !req.uri().path().contains("/network/") {
         let successor = format!("{}/paginated", req.uri().path());
-        let headers = res.headers_mut();
-        headers.insert("deprecation", HeaderValue::from_static("true"));
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "299 - \"This endpoint is deprecated, use {successor} instead\""
-        )) {
-            headers.insert("warning", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
-            headers.insert("link", v);
-        }
+        super::request::mark_deprecated(res, &successor);
     }
     // Invalid limits are ignored, as Mastra's route parser does.
     let limit = req

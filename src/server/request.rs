@@ -125,3 +125,18 @@ pub fn runtime_context(depot: &Depot) -> Map<String, Value> {
         .map(|r| r.0.clone())
         .unwrap_or_default()
 }
+
+/// Marks a deprecated alias (spec §1.4) and names the route that replaces it.
+pub fn mark_deprecated(res: &mut salvo::Response, successor: &str) {
+    use salvo::http::HeaderValue;
+    let headers = res.headers_mut();
+    headers.insert("deprecation", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "299 - \"This endpoint is deprecated, use {successor} instead\""
+    )) {
+        headers.insert("warning", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("<{successor}>; rel=\"successor-version\"")) {
+        headers.insert("link", v);
+    }
+}

@@ -56,6 +56,18 @@ pub async fn execute(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>
         .by_id(&tool_id)
         .ok_or_else(|| ApiError::not_found("Tool not found"))?
         .clone();
+    let run_id = req.query::<String>("runId");
+    run(req, depot, &tool, run_id).await
+}
+
+/// Runs `tool` with the request's `{data, runtimeContext?}` and answers the raw result (shared
+/// by `/api/tools/{toolId}/execute` and the agent tool route).
+pub async fn run(
+    req: &mut Request,
+    depot: &Depot,
+    tool: &Tool,
+    run_id: Option<String>,
+) -> Result<Json<Value>, ApiError> {
     let mut body = json_object(req, depot).await?;
     if !truthy(body.get("data")) {
         return Err(ApiError::required("data"));
@@ -63,7 +75,7 @@ pub async fn execute(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>
     let data = body.remove("data").unwrap_or(Value::Null);
     let ctx = ToolContext {
         runtime_context: runtime_context(depot),
-        run_id: req.query::<String>("runId"),
+        run_id,
     };
     tracing::info!(tool = %tool.id, run_id = ctx.run_id.as_deref(), "executing tool");
     let result = tool.execute(data, &ctx).await;
