@@ -151,11 +151,20 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         }
     }
 
+    let mut nests = indexmap::IndexMap::new();
     for (name, wf) in &project.workflows {
         let at = p("workflows", name);
         match crate::workflow::definition::parse(&wf.steps) {
             Ok(steps) => {
-                for (section, target) in crate::workflow::definition::references(&steps) {
+                let refs = crate::workflow::definition::references(&steps);
+                nests.insert(
+                    name.clone(),
+                    refs.iter()
+                        .filter(|(section, _)| *section == "workflows")
+                        .map(|(_, target)| target.clone())
+                        .collect::<Vec<_>>(),
+                );
+                for (section, target) in refs {
                     if !c.declared(section, &target) {
                         let kind = section.trim_end_matches('s');
                         c.at(
@@ -181,6 +190,16 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
                 schema_problem(c, &format!("{at}/{key}"), s);
             }
         }
+    }
+    if let Some(cycle) = crate::workflow::definition::nesting_cycle(&nests) {
+        c.at(
+            &format!("{}/steps", p("workflows", &cycle[0])),
+            format!(
+                "workflow `{}` includes itself: {}",
+                cycle[0],
+                cycle.join(" → ")
+            ),
+        );
     }
 
     for (name, net) in &project.networks {

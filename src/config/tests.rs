@@ -140,4 +140,18 @@ fn workflow_steps_are_checked_with_locations() {
         dangling.iter().any(|p| p.contains("tool `missing`")),
         "{dangling:?}"
     );
+    let cycle = problems(
+        "workflows:\n  a:\n    steps:\n      - { id: x, workflow: b }\n  b:\n    steps:\n      - { id: y, workflow: a }\n",
+    );
+    assert!(
+        cycle
+            .iter()
+            .any(|p| p.starts_with("4:") && p.contains("includes itself: a → b → a")),
+        "{cycle:?}"
+    );
+    let dotted = problems("workflows:\n  w:\n    steps:\n      - { id: a.b, map: '1' }\n");
+    assert!(
+        dotted.iter().any(|p| p.starts_with("4:") && p.contains("may not contain")),
+        "{dotted:?}"
+    );
 }

@@ -138,6 +138,10 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         models.embedder(crate::inference::embedded::EMBEDDING_MODEL),
         semantic,
     ));
+    let span_retention = (
+        project.server.telemetry.max_rows,
+        project.server.telemetry.max_age_hours * 3_600_000,
+    );
     let agents = crate::agent::Agents::from_project(
         &project,
         &tools,
@@ -145,10 +149,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         crate::agent::RunServices {
             store: store.clone(),
             memory: memory.clone(),
-            span_retention: (
-                project.server.telemetry.max_rows,
-                project.server.telemetry.max_age_hours * 3_600_000,
-            ),
+            span_retention,
         },
     )?;
     let workflows = Arc::new(crate::workflow::Workflows::from_project(&project)?);
@@ -159,6 +160,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
             tools: tools.clone(),
             agents: agents.clone(),
         }),
+        Some(span_retention),
     );
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -11,9 +11,9 @@ use tokio::sync::broadcast;
 use super::ApiError;
 use super::request::{json_object, query_date_ms, query_u64, runtime_context};
 use super::state::AppState;
-use crate::workflow::Workflow;
 use crate::workflow::engine::{RunState, Status};
 use crate::workflow::runs::{RunEvent, result_json, snapshot_json};
+use crate::workflow::{Workflow, Workflows};
 
 fn workflow<'a>(state: &'a AppState, req: &Request) -> Result<&'a Workflow, ApiError> {
     let id = req.param::<String>("workflowId").unwrap_or_default();
@@ -29,11 +29,11 @@ fn iso(ms: u64) -> String {
 }
 
 /// A stored run as the runs endpoints answer it.
-fn run_json(s: &RunState, w: Option<&Workflow>) -> Value {
+fn run_json(s: &RunState, workflows: &Workflows) -> Value {
     let mut v = json!({
         "workflowName": s.workflow,
         "runId": s.run_id,
-        "snapshot": snapshot_json(s, w),
+        "snapshot": snapshot_json(s, workflows),
         "createdAt": iso(s.created_ms),
         "updatedAt": iso(s.updated_ms),
     });
@@ -52,7 +52,7 @@ pub async fn list(depot: &mut Depot) -> Json<Map<String, Value>> {
             .runs
             .workflows()
             .iter()
-            .map(|w| (w.key.clone(), w.to_wire()))
+            .map(|w| (w.key.clone(), w.to_wire(state.runs.workflows())))
             .collect(),
     )
 }
@@ -60,7 +60,8 @@ pub async fn list(depot: &mut Depot) -> Json<Map<String, Value>> {
 /// One workflow.
 #[endpoint(tags("workflows"), operation_id = "getWorkflowById", parameters(("workflowId" = String, Path, description = "The workflow id")))]
 pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
-    Ok(Json(workflow(AppState::get(depot), req)?.to_wire()))
+    let state = AppState::get(depot);
+    Ok(Json(workflow(state, req)?.to_wire(state.runs.workflows())))
 }
 
 /// Runs of a workflow, newest first (`fromDate`, `toDate`, `limit`, `offset`, `resourceId`).
@@ -88,7 +89,7 @@ pub async fn list_runs(req: &mut Request, depot: &mut Depot) -> Result<Json<Valu
         .iter()
         .skip(offset)
         .take(limit)
-        .map(|r| run_json(r, Some(w)))
+        .map(|r| run_json(r, state.runs.workflows()))
         .collect();
     Ok(Json(json!({"runs": runs, "total": total})))
 }
@@ -100,7 +101,7 @@ pub async fn get_run(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>
     let w = workflow(state, req)?;
     let id = req.param::<String>("runId").unwrap_or_default();
     let s = state.runs.get(w, &id).await?;
-    Ok(Json(run_json(&s, Some(w))))
+    Ok(Json(run_json(&s, state.runs.workflows())))
 }
 
 /// A run's status, result and step results.

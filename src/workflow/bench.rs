@@ -43,7 +43,12 @@ pub async fn run(runs: usize, concurrency: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("edgestra-bench-workflow-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let store = crate::storage::Store::open(&dir).map_err(|e| e.to_string())?;
-    let engine = Runs::new(store, workflows.clone(), Arc::new(NoServices));
+    let engine = Runs::new(
+        store,
+        workflows.clone(),
+        Arc::new(NoServices),
+        Some((100_000, 3_600_000)),
+    );
     let workflow = workflows.get("bench").map_err(|e| e.to_string())?;
 
     // Baseline: the same expressions, evaluated in memory, nothing recorded.

@@ -189,7 +189,13 @@ impl Parser {
                 }
             },
         };
-        if self.ids.contains(&id) {
+        if id.contains(['.', ':', '/', '>']) {
+            // These characters separate the parts of execution keys and nested step paths.
+            self.problem(
+                &format!("{at}/id"),
+                format!("step id `{id}` may not contain `.`, `:`, `/` or `>`"),
+            );
+        } else if self.ids.contains(&id) {
             self.problem(&format!("{at}/id"), format!("step id `{id}` is used twice"));
         } else {
             self.ids.push(id.clone());
@@ -443,6 +449,31 @@ pub fn references(steps: &[Step]) -> Vec<(&'static str, String)> {
     out
 }
 
+/// A chain of workflows that includes its own start (`a → b → a`), if `nests` (each workflow's
+/// nested workflows) has one.
+pub fn nesting_cycle(nests: &indexmap::IndexMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        nests: &indexmap::IndexMap<String, Vec<String>>,
+        key: &str,
+        trail: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = trail.iter().position(|k| k == key) {
+            let mut cycle = trail[at..].to_vec();
+            cycle.push(key.to_string());
+            return Some(cycle);
+        }
+        trail.push(key.to_string());
+        for inner in nests.get(key).into_iter().flatten() {
+            if let Some(cycle) = visit(nests, inner, trail) {
+                return Some(cycle);
+            }
+        }
+        trail.pop();
+        None
+    }
+    nests.keys().find_map(|k| visit(nests, k, &mut Vec::new()))
+}
+
 /// Visits every step, depth first.
 pub fn walk<'a>(steps: &'a [Step], f: &mut dyn FnMut(&'a Step)) {
     for s in steps {
@@ -456,36 +487,106 @@ pub fn walk<'a>(steps: &'a [Step], f: &mut dyn FnMut(&'a Step)) {
     }
 }
 
-fn leaf_json(id: &str, description: &str, action: &Action) -> Value {
-    let mut step = json!({"id": id, "description": description});
-    match action {
-        Action::Map(e) => step["mapConfig"] = json!(e.source()),
-        Action::Workflow { .. } => step["component"] = json!("WORKFLOW"),
-        _ => {}
-    }
-    step
+/// Finds the steps of another workflow of the project (for nested workflow steps).
+pub type Lookup<'r> = &'r dyn Fn(&str) -> Option<&'r [Step]>;
+
+/// Draws graphs, following nested workflows (at most [`MAX_DRAWN_NESTING`] deep).
+#[derive(Clone, Copy)]
+struct Drawer<'r> {
+    lookup: Lookup<'r>,
+    depth: usize,
 }
 
-/// A step sequence as one graph step (a branch arm or loop body of several steps).
-fn group_json(id: String, steps: &[Step]) -> Value {
-    if let [single] = steps
-        && let Some(entry) = entry_step(single)
-    {
-        return entry;
-    }
-    json!({"id": id, "description": "", "component": "WORKFLOW", "serializedStepFlow": graph(steps)})
-}
+/// How deep nested workflows are drawn in a graph.
+const MAX_DRAWN_NESTING: usize = 8;
 
-/// The `step` object of an entry that is one step.
-fn entry_step(s: &Step) -> Option<Value> {
-    match s {
-        Step::Leaf {
-            id,
-            description,
-            action,
-            ..
-        } => Some(leaf_json(id, description, action)),
-        _ => None,
+impl Drawer<'_> {
+    fn leaf_json(self, id: &str, description: &str, action: &Action) -> Value {
+        let mut step = json!({"id": id, "description": description});
+        match action {
+            Action::Map(e) => step["mapConfig"] = json!(e.source()),
+            Action::Workflow { workflow, .. } => {
+                step["component"] = json!("WORKFLOW");
+                if self.depth < MAX_DRAWN_NESTING
+                    && let Some(steps) = (self.lookup)(workflow)
+                {
+                    let inner = Drawer {
+                        depth: self.depth + 1,
+                        ..self
+                    };
+                    step["serializedStepFlow"] = Value::Array(inner.graph(steps));
+                }
+            }
+            _ => {}
+        }
+        step
+    }
+
+    /// A step sequence as one graph step (a branch arm or loop body of several steps).
+    fn group_json(self, id: String, steps: &[Step]) -> Value {
+        if let [single] = steps
+            && let Some(entry) = self.entry_step(single)
+        {
+            return entry;
+        }
+        json!({"id": id, "description": "", "component": "WORKFLOW", "serializedStepFlow": self.graph(steps)})
+    }
+
+    /// The `step` object of an entry that is one step.
+    fn entry_step(self, s: &Step) -> Option<Value> {
+        match s {
+            Step::Leaf {
+                id,
+                description,
+                action,
+                ..
+            } => Some(self.leaf_json(id, description, action)),
+            _ => None,
+        }
+    }
+
+    fn graph(self, steps: &[Step]) -> Vec<Value> {
+        steps
+        .iter()
+        .map(|s| match s {
+            Step::Leaf { id, description, action, .. } => match action {
+                Action::Sleep(Duration::Ms(ms)) => json!({"type": "sleep", "id": id, "duration": ms}),
+                Action::Sleep(Duration::Expr(e)) => json!({"type": "sleep", "id": id, "fn": e.source()}),
+                Action::SleepUntil(e) => json!({"type": "sleepUntil", "id": id, "fn": e.source()}),
+                Action::WaitForEvent { event, timeout_ms } => json!({
+                    "type": "waitForEvent", "event": event,
+                    "step": self.leaf_json(id, description, action), "timeout": timeout_ms
+                }),
+                _ => json!({"type": "step", "step": self.leaf_json(id, description, action)}),
+            },
+            Step::Parallel(inner) => json!({
+                "type": "parallel",
+                "steps": inner.iter().map(|s| json!({"type": "step", "step": self.group_json(first_id(std::slice::from_ref(s)), std::slice::from_ref(s))})).collect::<Vec<_>>()
+            }),
+            Step::Branch(arms) => {
+                let steps: Vec<Value> = arms
+                    .iter()
+                    .map(|(_, st)| json!({"type": "step", "step": self.group_json(first_id(st), st)}))
+                    .collect();
+                let conditions: Vec<Value> = arms
+                    .iter()
+                    .map(|(c, st)| json!({"id": format!("{}-condition", first_id(st)), "fn": c.source()}))
+                    .collect();
+                json!({"type": "conditional", "steps": steps, "serializedConditions": conditions})
+            }
+            Step::Loop { kind, condition, steps } => json!({
+                "type": "loop",
+                "step": self.group_json(first_id(steps), steps),
+                "serializedCondition": {"id": format!("{}-condition", first_id(steps)), "fn": condition.source()},
+                "loopType": kind.as_str(),
+            }),
+            Step::Foreach { id, steps, concurrency, .. } => json!({
+                "type": "foreach",
+                "step": self.group_json(id.clone(), steps),
+                "opts": {"concurrency": concurrency},
+            }),
+        })
+        .collect()
     }
 }
 
@@ -509,53 +610,13 @@ fn first_id(steps: &[Step]) -> String {
         .unwrap_or_else(|| "steps".into())
 }
 
-/// The serialized step graph (§3.4).
-pub fn graph(steps: &[Step]) -> Vec<Value> {
-    steps
-        .iter()
-        .map(|s| match s {
-            Step::Leaf { id, description, action, .. } => match action {
-                Action::Sleep(Duration::Ms(ms)) => json!({"type": "sleep", "id": id, "duration": ms}),
-                Action::Sleep(Duration::Expr(e)) => json!({"type": "sleep", "id": id, "fn": e.source()}),
-                Action::SleepUntil(e) => json!({"type": "sleepUntil", "id": id, "fn": e.source()}),
-                Action::WaitForEvent { event, timeout_ms } => json!({
-                    "type": "waitForEvent", "event": event,
-                    "step": leaf_json(id, description, action), "timeout": timeout_ms
-                }),
-                _ => json!({"type": "step", "step": leaf_json(id, description, action)}),
-            },
-            Step::Parallel(inner) => json!({
-                "type": "parallel",
-                "steps": inner.iter().map(|s| json!({"type": "step", "step": group_json(first_id(std::slice::from_ref(s)), std::slice::from_ref(s))})).collect::<Vec<_>>()
-            }),
-            Step::Branch(arms) => {
-                let steps: Vec<Value> = arms
-                    .iter()
-                    .map(|(_, st)| json!({"type": "step", "step": group_json(first_id(st), st)}))
-                    .collect();
-                let conditions: Vec<Value> = arms
-                    .iter()
-                    .map(|(c, st)| json!({"id": format!("{}-condition", first_id(st)), "fn": c.source()}))
-                    .collect();
-                json!({"type": "conditional", "steps": steps, "serializedConditions": conditions})
-            }
-            Step::Loop { kind, condition, steps } => json!({
-                "type": "loop",
-                "step": group_json(first_id(steps), steps),
-                "serializedCondition": {"id": format!("{}-condition", first_id(steps)), "fn": condition.source()},
-                "loopType": kind.as_str(),
-            }),
-            Step::Foreach { id, steps, concurrency, .. } => json!({
-                "type": "foreach",
-                "step": group_json(id.clone(), steps),
-                "opts": {"concurrency": concurrency},
-            }),
-        })
-        .collect()
+/// The serialized step graph (§3.4); `lookup` finds nested workflows' steps.
+pub fn graph(steps: &[Step], lookup: Lookup<'_>) -> Vec<Value> {
+    Drawer { lookup, depth: 0 }.graph(steps)
 }
 
 /// The step entries of the workflow object: top-level `steps` and the flattened `allSteps`.
-pub fn step_maps(steps: &[Step]) -> (Map<String, Value>, Map<String, Value>) {
+pub fn step_maps(steps: &[Step], lookup: Lookup<'_>) -> (Map<String, Value>, Map<String, Value>) {
     fn describe(s: &Step) -> Option<(String, Value)> {
         let Step::Leaf {
             id,
@@ -583,20 +644,37 @@ pub fn step_maps(steps: &[Step]) -> (Map<String, Value>, Map<String, Value>) {
         }
         Some((id.clone(), v))
     }
+    /// Adds the leaf steps of `steps` (and of the workflows they nest) as `prefix<id>`.
+    fn flatten(
+        steps: &[Step],
+        prefix: &str,
+        depth: usize,
+        lookup: Lookup<'_>,
+        all: &mut Map<String, Value>,
+    ) {
+        walk(steps, &mut |s| {
+            let Some((id, mut v)) = describe(s) else {
+                return;
+            };
+            let nested = match s {
+                Step::Leaf {
+                    action: Action::Workflow { workflow, .. },
+                    ..
+                } => Some(workflow),
+                _ => None,
+            };
+            v["isWorkflow"] = json!(nested.is_some());
+            all.insert(format!("{prefix}{id}"), v);
+            if let Some(inner) = nested.and_then(|w| lookup(w))
+                && depth < MAX_DRAWN_NESTING
+            {
+                flatten(inner, &format!("{prefix}{id}."), depth + 1, lookup, all);
+            }
+        });
+    }
     let top: Map<String, Value> = steps.iter().filter_map(describe).collect();
     let mut all = Map::new();
-    walk(steps, &mut |s| {
-        if let Some((id, mut v)) = describe(s) {
-            v["isWorkflow"] = json!(matches!(
-                s,
-                Step::Leaf {
-                    action: Action::Workflow { .. },
-                    ..
-                }
-            ));
-            all.insert(id, v);
-        }
-    });
+    flatten(steps, "", 0, lookup, &mut all);
     (top, all)
 }
 
@@ -631,7 +709,7 @@ mod tests {
 "#,
         ))
         .unwrap();
-        let g = graph(&steps);
+        let g = graph(&steps, &|_| None);
         let types: Vec<&str> = g.iter().map(|e| e["type"].as_str().unwrap()).collect();
         assert_eq!(
             types,
@@ -658,7 +736,7 @@ mod tests {
         assert_eq!(g[7]["steps"][1]["step"]["component"], "WORKFLOW");
         assert_eq!(g[8]["loopType"], "dountil");
         assert_eq!(g[9]["opts"]["concurrency"], 2);
-        let (top, all) = step_maps(&steps);
+        let (top, all) = step_maps(&steps, &|_| None);
         assert!(top.contains_key("a") && !top.contains_key("p1"));
         assert!(all.contains_key("p1") && all.contains_key("sq"));
         assert!(

@@ -6,19 +6,23 @@
 //! that was interrupted (a crash, a restart, a suspension, a wait) continues from its last
 //! completed step; a sleep keeps the wake time recorded when it started; a suspended step is
 //! completed by the resume data recorded for it; an awaited event by the event data. Steps inside
-//! loops and `foreach` are recorded under their iteration, so replays follow the same path.
+//! loops and `foreach` are recorded under their iteration, and steps of a nested workflow under
+//! the key of the step that runs it, so replays follow the same path.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration as StdDuration;
 
+use futures_util::future::{BoxFuture, join_all};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::definition::{Action, Duration, Jq, LoopKind, Step};
-use super::{Workflow, WorkflowError};
+use super::{Workflow, WorkflowError, Workflows};
 use crate::storage::collection::{self, Order, Record, WORKFLOW_RUNS};
 use crate::storage::{StorageError, Store};
+use crate::telemetry::spans::{OpenSpan, SpanRecord, store_spans};
 
 /// Most iterations a loop may make (a guard against conditions that never change).
 pub const MAX_ITERATIONS: usize = 10_000;
@@ -70,8 +74,14 @@ pub struct RunState {
     pub resumes: Map<String, Value>,
     /// Events delivered and not yet consumed, by event name.
     pub events: Map<String, Value>,
-    /// Where the run stopped: the execution key of the suspended or waiting step.
+    /// Where the run stopped: the execution key of the (first) suspended or waiting step.
     pub halted_at: Option<String>,
+    /// Suspended steps by execution key: `{path, resumeSchema}`.
+    #[serde(default)]
+    pub suspended: Map<String, Value>,
+    /// Step results inside nested workflows, by the execution key of the workflow step.
+    #[serde(default)]
+    pub nested: BTreeMap<String, Map<String, Value>>,
     pub result: Option<Value>,
     pub error: Option<String>,
     pub runtime_context: Map<String, Value>,
@@ -113,6 +123,8 @@ impl RunState {
             resumes: Map::new(),
             events: Map::new(),
             halted_at: None,
+            suspended: Map::new(),
+            nested: BTreeMap::new(),
             result: None,
             error: None,
             runtime_context: Map::new(),
@@ -159,15 +171,49 @@ pub trait StepServices: Send + Sync {
     ) -> Result<Value, String>;
 }
 
-/// One interpretation pass over a run.
-pub struct Interpreter<'a> {
-    pub workflow: &'a Workflow,
-    pub state: RunState,
+/// Called after each step event (for watch/stream feeds): the step's id (`outer.inner` inside a
+/// nested workflow), its §3.6 result and the run's state.
+pub type OnStep = dyn Fn(&str, &Value, &RunState) + Send + Sync;
+
+/// What an interpretation pass works with besides the run itself.
+pub struct Environment<'a> {
+    /// Every workflow of the project (nested workflow steps run them).
+    pub workflows: &'a Workflows,
     pub store: Store,
     pub services: &'a dyn StepServices,
-    pub cancel: watch::Receiver<bool>,
-    /// Called after each recorded step result (for watch/stream events).
-    pub on_step: &'a (dyn Fn(&str, &Value, &RunState) + Send + Sync),
+    /// Trace spans are stored with this retention (rows, age in ms); `None` records none.
+    pub span_retention: Option<(u64, u64)>,
+}
+
+/// How deep workflows may nest (a guard against a workflow that includes itself).
+pub const MAX_NESTING: usize = 8;
+
+/// The workflow a step sequence belongs to: the run's own, or a nested one.
+struct Frame<'a> {
+    workflow: &'a Workflow,
+    /// Prefix of the execution keys of its steps: "" at the top, `<workflow step key>>` inside.
+    keys: String,
+    /// Where its step results are kept: the run's `steps`, or `nested[<workflow step key>]`.
+    scope: Option<String>,
+    input: Value,
+    /// Prefix of step ids in events: "" at the top, `outer.` inside.
+    label: String,
+    depth: usize,
+}
+
+/// One interpretation pass over a run. Branches of `parallel`, `branch` and `foreach` run
+/// concurrently and share the run's state.
+pub struct Interpreter<'a> {
+    env: Environment<'a>,
+    workflow: &'a Workflow,
+    state: Mutex<RunState>,
+    /// Saves happen one at a time, each with the state as it is then, so the stored state
+    /// only ever grows.
+    saving: tokio::sync::Mutex<()>,
+    cancel: watch::Receiver<bool>,
+    on_step: &'a OnStep,
+    root: OpenSpan,
+    spans: Mutex<Vec<SpanRecord>>,
 }
 
 /// Awaits a tool or agent call, giving up on it when the run is canceled.
@@ -190,50 +236,153 @@ fn eval(expr: &Jq, env: &Value) -> Result<Value, Halt> {
         .map_err(|e| Halt::Failed(format!("`{}`: {e}", expr.source())))
 }
 
-impl Interpreter<'_> {
+/// Checks `value` against an optional JSON Schema; `what` names it in the error.
+pub fn conforms(schema: Option<&Value>, value: &Value, what: &str) -> Result<(), Halt> {
+    let Some(schema) = schema else { return Ok(()) };
+    let compiled = crate::tools::schema::Schema::compile(schema.clone())
+        .map_err(|e| Halt::Failed(format!("{what}: the schema does not compile: {e}")))?;
+    compiled
+        .validate(value)
+        .map_err(|problems| Halt::Failed(format!("{what}: {}", problems.join("; "))))
+}
+
+/// The step ids along an execution key: `sub>0/l1/0:approve` → `["sub", "approve"]`.
+pub fn step_path(key: &str) -> Vec<String> {
+    key.split('>')
+        .map(|part| part.rsplit(':').next().unwrap_or(part).to_string())
+        .collect()
+}
+
+/// The halt that decides a group of concurrent branches: cancel, then failure, then suspension,
+/// then waiting.
+fn gather(results: Vec<Result<Value, Halt>>) -> Result<Vec<Value>, Halt> {
+    fn rank(h: &Halt) -> u8 {
+        match h {
+            Halt::Canceled => 0,
+            Halt::Failed(_) => 1,
+            Halt::Suspended { .. } => 2,
+            Halt::Waiting { .. } => 3,
+        }
+    }
+    let mut out = Vec::with_capacity(results.len());
+    let mut worst: Option<Halt> = None;
+    for r in results {
+        match r {
+            Ok(v) => out.push(v),
+            Err(h) => {
+                if worst.as_ref().is_none_or(|w| rank(&h) < rank(w)) {
+                    worst = Some(h);
+                }
+            }
+        }
+    }
+    match worst {
+        Some(h) => Err(h),
+        None => Ok(out),
+    }
+}
+
+/// The results map of a frame inside the run's state.
+fn scope_steps<'s>(state: &'s mut RunState, scope: &Option<String>) -> &'s mut Map<String, Value> {
+    match scope {
+        None => &mut state.steps,
+        Some(k) => state.nested.entry(k.clone()).or_default(),
+    }
+}
+
+impl<'a> Interpreter<'a> {
+    pub fn new(
+        env: Environment<'a>,
+        workflow: &'a Workflow,
+        state: RunState,
+        cancel: watch::Receiver<bool>,
+        on_step: &'a OnStep,
+    ) -> Interpreter<'a> {
+        let mut attrs = Map::new();
+        attrs.insert("runId".into(), json!(state.run_id));
+        attrs.insert("workflowId".into(), json!(workflow.key));
+        Interpreter {
+            root: OpenSpan::start(&format!("workflow.{}", workflow.key), None, attrs),
+            env,
+            workflow,
+            state: Mutex::new(state),
+            saving: tokio::sync::Mutex::new(()),
+            cancel,
+            on_step,
+            spans: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut RunState) -> R) -> R {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
     fn canceled(&self) -> bool {
         *self.cancel.borrow()
     }
 
-    async fn persist(&mut self) -> Result<(), Halt> {
-        self.state.updated_ms = now_ms();
-        let (store, state) = (self.store.clone(), self.state.clone());
+    fn run_id(&self) -> String {
+        self.with_state(|s| s.run_id.clone())
+    }
+
+    async fn persist(&self) -> Result<(), Halt> {
+        let _one_at_a_time = self.saving.lock().await;
+        let state = self.with_state(|s| {
+            s.updated_ms = now_ms();
+            s.clone()
+        });
+        let store = self.env.store.clone();
         tokio::task::spawn_blocking(move || save(&store, &state))
             .await
             .map_err(|e| Halt::Failed(e.to_string()))?
             .map_err(|e| Halt::Failed(format!("the run could not be saved: {e}")))
     }
 
-    fn env(&self, prev: &Value, extra: &[(&str, Value)]) -> Value {
-        let outputs: Map<String, Value> = self
-            .state
-            .steps
-            .iter()
-            .filter_map(|(k, r)| r.get("output").map(|o| (k.clone(), o.clone())))
-            .collect();
-        let mut env = json!({"input": self.state.input, "prev": prev, "steps": outputs});
+    fn emit(&self, frame: &Frame<'_>, id: &str, result: &Value) {
+        let label = format!("{}{id}", frame.label);
+        let guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (self.on_step)(&label, result, &guard);
+    }
+
+    fn env(&self, frame: &Frame<'_>, prev: &Value, extra: &[(&str, Value)]) -> Value {
+        let outputs: Map<String, Value> = self.with_state(|s| {
+            scope_steps(s, &frame.scope)
+                .iter()
+                .filter_map(|(k, r)| r.get("output").map(|o| (k.clone(), o.clone())))
+                .collect()
+        });
+        let mut env = json!({"input": frame.input, "prev": prev, "steps": outputs});
         for (k, v) in extra {
             env[*k] = v.clone();
         }
         env
     }
 
-    /// Records a step's result under its id (and its output under its execution key).
-    async fn record(&mut self, id: &str, key: &str, result: Value) -> Result<(), Halt> {
-        if result["status"] == "success" {
-            self.state
-                .memo
-                .insert(key.to_string(), result["output"].clone());
-        }
-        self.state.steps.insert(id.to_string(), result.clone());
+    /// Puts a step's result in its frame (and a success's output under its execution key),
+    /// saves the run and tells the watchers.
+    async fn record(
+        &self,
+        frame: &Frame<'_>,
+        id: &str,
+        key: &str,
+        result: Value,
+    ) -> Result<(), Halt> {
+        self.with_state(|s| {
+            if result["status"] == "success" {
+                s.memo.insert(key.to_string(), result["output"].clone());
+            }
+            scope_steps(s, &frame.scope).insert(id.to_string(), result.clone());
+        });
         self.persist().await?;
-        tracing::info!(run_id = %self.state.run_id, workflow = %self.state.workflow, step = id, status = result["status"].as_str().unwrap_or(""), "workflow step");
-        (self.on_step)(id, &result, &self.state);
+        let run_id = self.run_id();
+        tracing::info!(run_id = %run_id, workflow = %frame.workflow.key, step = id, status = result["status"].as_str().unwrap_or(""), "workflow step");
+        self.emit(frame, id, &result);
         Ok(())
     }
 
     /// Sleeps until `wake_ms`, waking early when the run is canceled.
-    async fn sleep_until(&mut self, wake_ms: u64) -> Result<(), Halt> {
+    async fn sleep_until(&self, wake_ms: u64) -> Result<(), Halt> {
         let wait = wake_ms.saturating_sub(now_ms());
         let mut cancel = self.cancel.clone();
         tokio::select! {
@@ -243,46 +392,112 @@ impl Interpreter<'_> {
     }
 
     /// The wake time recorded for `key`, recording `compute()` the first time.
-    async fn timer(&mut self, key: &str, compute: impl FnOnce() -> u64) -> Result<u64, Halt> {
-        if let Some(t) = self.state.timers.get(key).and_then(Value::as_u64) {
+    async fn timer(&self, key: &str, compute: impl FnOnce() -> u64) -> Result<u64, Halt> {
+        let recorded = self.with_state(|s| s.timers.get(key).and_then(Value::as_u64));
+        if let Some(t) = recorded {
             return Ok(t);
         }
         let t = compute();
-        self.state.timers.insert(key.to_string(), json!(t));
+        self.with_state(|s| s.timers.insert(key.to_string(), json!(t)));
         self.persist().await?;
         Ok(t)
     }
 
+    /// Runs one leaf step (or replays its recorded output).
     async fn leaf(
-        &mut self,
+        &self,
+        frame: &Frame<'_>,
+        key: &str,
+        step: &Step,
+        prev: &Value,
+        item: Option<&Value>,
+    ) -> Result<Value, Halt> {
+        let Step::Leaf {
+            id,
+            action,
+            input_schema,
+            output_schema,
+            ..
+        } = step
+        else {
+            return Err(Halt::Failed("not a leaf step".into()));
+        };
+        if let Some(out) = self.with_state(|s| s.memo.get(key).cloned()) {
+            return Ok(out);
+        }
+        if self.canceled() {
+            return Err(Halt::Canceled);
+        }
+        let started = now_ms();
+        let running = json!({"status": "running", "payload": prev, "startedAt": started});
+        self.emit(frame, id, &running);
+        let mut attrs = Map::new();
+        attrs.insert("runId".into(), json!(self.run_id()));
+        attrs.insert("workflowId".into(), json!(frame.workflow.key));
+        attrs.insert("stepId".into(), json!(format!("{}{id}", frame.label)));
+        let mut span = OpenSpan::start(&format!("step.{id}"), Some(&self.root), attrs);
+        let outcome = async {
+            conforms(input_schema.as_ref(), prev, "Invalid step input")?;
+            let output = self
+                .act(frame, key, id, action, prev, item, started)
+                .await?;
+            conforms(output_schema.as_ref(), &output, "Invalid step output")?;
+            Ok(output)
+        }
+        .await;
+        let status = match &outcome {
+            Ok(_) => "success",
+            Err(Halt::Failed(_)) => "failed",
+            Err(Halt::Suspended { .. }) => "suspended",
+            Err(Halt::Waiting { .. }) => "waiting",
+            Err(Halt::Canceled) => "canceled",
+        };
+        span.attributes.insert("status".into(), json!(status));
+        let error = match &outcome {
+            Err(Halt::Failed(e)) => Some(e.as_str()),
+            _ => None,
+        };
+        self.spans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(span.finish(error));
+        match outcome {
+            Ok(output) => {
+                let mut result = json!({"status": "success", "payload": prev, "output": output, "startedAt": started, "endedAt": now_ms()});
+                if let Some(r) = self.with_state(|s| s.resumes.get(key).cloned()) {
+                    result["resumePayload"] = r;
+                }
+                self.record(frame, id, key, result).await?;
+                Ok(output)
+            }
+            Err(Halt::Failed(e)) => self.fail_step(frame, id, prev, started, e).await,
+            Err(other) => Err(other),
+        }
+    }
+
+    /// What a leaf step does; suspensions and waits are recorded here.
+    #[allow(clippy::too_many_arguments)]
+    async fn act(
+        &self,
+        frame: &Frame<'_>,
         key: &str,
         id: &str,
         action: &Action,
         prev: &Value,
         item: Option<&Value>,
+        started: u64,
     ) -> Result<Value, Halt> {
-        if let Some(out) = self.state.memo.get(key) {
-            return Ok(out.clone());
-        }
-        if self.canceled() {
-            return Err(Halt::Canceled);
-        }
-        let mut extra: Vec<(&str, Value)> = Vec::new();
-        if let Some(i) = item {
-            extra.push(("item", i.clone()));
-        }
-        let env = self.env(prev, &extra);
-        let started = now_ms();
-        let running = json!({"status": "running", "payload": prev, "startedAt": started});
-        (self.on_step)(id, &running, &self.state);
-        let outcome: Result<Value, Halt> = match action {
+        let extra: Vec<(&str, Value)> = item.map(|i| ("item", i.clone())).into_iter().collect();
+        let env = self.env(frame, prev, &extra);
+        match action {
             Action::Map(e) => eval(e, &env),
             Action::Tool { tool, input } => {
                 let input = match input {
                     Some(e) => eval(e, &env)?,
                     None => prev.clone(),
                 };
-                let call = self.services.call_tool(tool, input, &self.state.run_id);
+                let run_id = self.run_id();
+                let call = self.env.services.call_tool(tool, input, &run_id);
                 until_canceled(self.cancel.clone(), call).await
             }
             Action::Agent {
@@ -294,17 +509,21 @@ impl Interpreter<'_> {
                     Value::String(s) => s,
                     other => other.to_string(),
                 };
-                let call = self.services.call_agent(
-                    agent,
-                    text,
-                    output_schema.clone(),
-                    &self.state.run_id,
-                );
+                let run_id = self.run_id();
+                let call =
+                    self.env
+                        .services
+                        .call_agent(agent, text, output_schema.clone(), &run_id);
                 until_canceled(self.cancel.clone(), call).await
             }
-            Action::Workflow { workflow, .. } => Err(Halt::Failed(format!(
-                "nested workflow `{workflow}`: nested workflows do not run in this build yet"
-            ))),
+            Action::Workflow { workflow, input } => {
+                let input = match input {
+                    Some(e) => eval(e, &env)?,
+                    None => prev.clone(),
+                };
+                self.nested(frame, key, id, workflow, input, prev, started)
+                    .await
+            }
             Action::Sleep(d) => {
                 let ms = match d {
                     Duration::Ms(ms) => *ms,
@@ -315,8 +534,7 @@ impl Interpreter<'_> {
                 Ok(prev.clone())
             }
             Action::SleepUntil(e) => {
-                let at = eval(e, &env)?;
-                let wake = match &at {
+                let wake = match eval(e, &env)? {
                     Value::Number(n) => n.as_f64().unwrap_or(0.0).max(0.0) as u64,
                     Value::String(s) => s
                         .parse::<jiff::Timestamp>()
@@ -333,138 +551,229 @@ impl Interpreter<'_> {
                 Ok(prev.clone())
             }
             Action::WaitForEvent { event, timeout_ms } => {
-                if let Some(data) = self.state.events.remove(event) {
-                    Ok(data)
-                } else {
-                    if let Some(t) = timeout_ms {
-                        let deadline = self.timer(key, || now_ms() + t).await?;
-                        if now_ms() >= deadline {
-                            return self
-                                .fail_step(
-                                    id,
-                                    prev,
-                                    started,
-                                    format!("timed out waiting for event `{event}`"),
-                                )
-                                .await;
-                        }
-                    }
-                    self.state.halted_at = Some(key.to_string());
-                    let waiting =
-                        json!({"status": "waiting", "payload": prev, "startedAt": started});
-                    self.state.steps.insert(id.to_string(), waiting);
-                    return Err(Halt::Waiting {
-                        key: key.to_string(),
-                    });
+                if let Some(data) = self.with_state(|s| s.events.remove(event)) {
+                    return Ok(data);
                 }
+                if let Some(t) = timeout_ms {
+                    let deadline = self.timer(key, || now_ms() + t).await?;
+                    if now_ms() >= deadline {
+                        return Err(Halt::Failed(format!(
+                            "timed out waiting for event `{event}`"
+                        )));
+                    }
+                }
+                let waiting = json!({"status": "waiting", "payload": prev, "startedAt": started});
+                self.halt_at(frame, id, key, waiting, None).await?;
+                Err(Halt::Waiting {
+                    key: key.to_string(),
+                })
             }
             Action::Suspend {
-                payload, output, ..
-            } => match self.state.resumes.get(key).cloned() {
-                Some(resume) => match output {
-                    Some(e) => eval(e, &self.env(prev, &[("resume", resume)])),
-                    None => Ok(resume),
-                },
-                None => {
-                    let payload = match payload {
-                        Some(e) => eval(e, &env)?,
-                        None => json!({}),
+                payload,
+                output,
+                resume_schema,
+            } => {
+                if let Some(resume) = self.with_state(|s| s.resumes.get(key).cloned()) {
+                    return match output {
+                        Some(e) => eval(e, &self.env(frame, prev, &[("resume", resume)])),
+                        None => Ok(resume),
                     };
-                    self.state.halted_at = Some(key.to_string());
-                    let suspended = json!({"status": "suspended", "payload": prev, "suspendPayload": payload, "startedAt": started, "suspendedAt": now_ms()});
-                    self.record(id, key, suspended).await?;
-                    return Err(Halt::Suspended {
-                        key: key.to_string(),
-                        payload,
-                    });
                 }
-            },
+                let payload = match payload {
+                    Some(e) => eval(e, &env)?,
+                    None => json!({}),
+                };
+                let suspended = json!({"status": "suspended", "payload": prev, "suspendPayload": payload, "startedAt": started, "suspendedAt": now_ms()});
+                let schema = resume_schema.clone().unwrap_or(Value::Null);
+                self.halt_at(frame, id, key, suspended, Some(schema))
+                    .await?;
+                Err(Halt::Suspended {
+                    key: key.to_string(),
+                    payload,
+                })
+            }
+        }
+    }
+
+    /// Records a step that stops the run: waiting (no resume schema) or suspended.
+    async fn halt_at(
+        &self,
+        frame: &Frame<'_>,
+        id: &str,
+        key: &str,
+        result: Value,
+        resume_schema: Option<Value>,
+    ) -> Result<(), Halt> {
+        self.with_state(|s| {
+            if s.halted_at.is_none() {
+                s.halted_at = Some(key.to_string());
+            }
+            if let Some(schema) = resume_schema {
+                s.suspended.insert(
+                    key.to_string(),
+                    json!({"path": step_path(key), "resumeSchema": schema}),
+                );
+            }
+        });
+        self.record(frame, id, key, result).await
+    }
+
+    /// Runs a nested workflow inside this run: its steps are recorded like the run's own (under
+    /// this step's key), and a suspension inside it suspends this step too.
+    #[allow(clippy::too_many_arguments)]
+    async fn nested(
+        &self,
+        frame: &Frame<'_>,
+        key: &str,
+        id: &str,
+        name: &str,
+        input: Value,
+        prev: &Value,
+        started: u64,
+    ) -> Result<Value, Halt> {
+        let child = self
+            .env
+            .workflows
+            .get(name)
+            .map_err(|_| Halt::Failed(format!("nested workflow `{name}` is not defined")))?;
+        if frame.depth >= MAX_NESTING {
+            return Err(Halt::Failed(format!(
+                "workflows nest more than {MAX_NESTING} deep (does `{name}` include itself?)"
+            )));
+        }
+        conforms(child.input_schema.as_ref(), &input, "Invalid input data")?;
+        let inner = Frame {
+            workflow: child,
+            keys: format!("{key}>"),
+            scope: Some(key.to_string()),
+            input: input.clone(),
+            label: format!("{}{id}.", frame.label),
+            depth: frame.depth + 1,
         };
+        let outcome = self.sequence(&inner, "", &child.steps, input, None).await;
         match outcome {
             Ok(output) => {
-                let mut result = json!({"status": "success", "payload": prev, "output": output, "startedAt": started, "endedAt": now_ms()});
-                if let Some(r) = self.state.resumes.get(key) {
-                    result["resumePayload"] = r.clone();
-                }
-                self.record(id, key, result).await?;
+                conforms(child.output_schema.as_ref(), &output, "Invalid output data")?;
                 Ok(output)
             }
-            Err(Halt::Failed(e)) => self.fail_step(id, prev, started, e).await,
+            Err(Halt::Suspended {
+                key: inner_key,
+                payload,
+            }) => {
+                let mut shown = payload.clone();
+                if let Value::Object(map) = &mut shown {
+                    let path = step_path(&inner_key[inner.keys.len().min(inner_key.len())..]);
+                    map.insert(
+                        "__workflow_meta".into(),
+                        json!({"runId": self.run_id(), "path": path}),
+                    );
+                }
+                let result = json!({"status": "suspended", "payload": prev, "suspendPayload": shown, "startedAt": started, "suspendedAt": now_ms()});
+                self.record(frame, id, key, result).await?;
+                Err(Halt::Suspended {
+                    key: inner_key,
+                    payload,
+                })
+            }
+            Err(Halt::Waiting { key: inner_key }) => {
+                let result = json!({"status": "waiting", "payload": prev, "startedAt": started});
+                self.record(frame, id, key, result).await?;
+                Err(Halt::Waiting { key: inner_key })
+            }
             Err(other) => Err(other),
         }
     }
 
     async fn fail_step(
-        &mut self,
+        &self,
+        frame: &Frame<'_>,
         id: &str,
         prev: &Value,
         started: u64,
         error: String,
     ) -> Result<Value, Halt> {
         let result = json!({"status": "failed", "payload": prev, "error": error, "startedAt": started, "endedAt": now_ms()});
-        tracing::warn!(run_id = %self.state.run_id, workflow = %self.state.workflow, step = id, error = %error, "workflow step failed");
-        self.state.steps.insert(id.to_string(), result.clone());
-        (self.on_step)(id, &result, &self.state);
+        let run_id = self.run_id();
+        tracing::warn!(run_id = %run_id, workflow = %frame.workflow.key, step = id, error = %error, "workflow step failed");
+        self.with_state(|s| scope_steps(s, &frame.scope).insert(id.to_string(), result.clone()));
+        self.emit(frame, id, &result);
         Err(Halt::Failed(error))
     }
 
     /// Runs `steps` in order; returns the last output.
     fn sequence<'s>(
-        &'s mut self,
+        &'s self,
+        frame: &'s Frame<'s>,
         prefix: &'s str,
         steps: &'s [Step],
         prev: Value,
         item: Option<&'s Value>,
-    ) -> futures_util::future::BoxFuture<'s, Result<Value, Halt>> {
+    ) -> BoxFuture<'s, Result<Value, Halt>> {
         Box::pin(async move {
             let mut prev = prev;
             for (i, step) in steps.iter().enumerate() {
-                prev = self.step(&format!("{prefix}{i}"), step, prev, item).await?;
+                prev = self
+                    .step(frame, format!("{prefix}{i}"), step, prev, item)
+                    .await?;
             }
             Ok(prev)
         })
     }
 
     fn step<'s>(
-        &'s mut self,
-        path: &'s str,
+        &'s self,
+        frame: &'s Frame<'s>,
+        path: String,
         step: &'s Step,
         prev: Value,
         item: Option<&'s Value>,
-    ) -> futures_util::future::BoxFuture<'s, Result<Value, Halt>> {
+    ) -> BoxFuture<'s, Result<Value, Halt>> {
         Box::pin(async move {
             match step {
-                Step::Leaf { id, action, .. } => {
+                Step::Leaf { id, .. } => {
                     // Top-level steps are keyed by id; nested ones by their path too.
                     let key = if path.contains('/') {
-                        format!("{path}:{id}")
+                        format!("{}{path}:{id}", frame.keys)
                     } else {
-                        id.clone()
+                        format!("{}{id}", frame.keys)
                     };
-                    self.leaf(&key, id, action, &prev, item).await
+                    self.leaf(frame, &key, step, &prev, item).await
                 }
                 Step::Parallel(inner) => {
-                    let mut out = Map::new();
-                    for (i, s) in inner.iter().enumerate() {
-                        let v = self
-                            .step(&format!("{path}/p{i}"), s, prev.clone(), item)
-                            .await?;
-                        out.insert(super::definition::name_of(s), v);
-                    }
-                    Ok(Value::Object(out))
+                    let paths: Vec<String> =
+                        (0..inner.len()).map(|i| format!("{path}/p{i}")).collect();
+                    let runs = inner
+                        .iter()
+                        .zip(&paths)
+                        .map(|(s, p)| self.step(frame, p.clone(), s, prev.clone(), item));
+                    let outputs = gather(join_all(runs).await)?;
+                    Ok(Value::Object(
+                        inner
+                            .iter()
+                            .map(super::definition::name_of)
+                            .zip(outputs)
+                            .collect(),
+                    ))
                 }
                 Step::Branch(arms) => {
-                    let env = self.env(&prev, &[]);
-                    let mut out = Map::new();
+                    let env = self.env(frame, &prev, &[]);
+                    let mut chosen = Vec::new();
                     for (i, (cond, steps)) in arms.iter().enumerate() {
                         if truthy(&eval(cond, &env)?) {
-                            let v = self
-                                .sequence(&format!("{path}/b{i}/"), steps, prev.clone(), item)
-                                .await?;
-                            out.insert(super::definition::first_step_name(steps), v);
+                            chosen.push((format!("{path}/b{i}/"), steps));
                         }
                     }
-                    Ok(Value::Object(out))
+                    let runs = chosen
+                        .iter()
+                        .map(|(p, steps)| self.sequence(frame, p, steps, prev.clone(), item));
+                    let outputs = gather(join_all(runs).await)?;
+                    Ok(Value::Object(
+                        chosen
+                            .iter()
+                            .map(|(_, steps)| super::definition::first_step_name(steps))
+                            .zip(outputs)
+                            .collect(),
+                    ))
                 }
                 Step::Loop {
                     kind,
@@ -473,10 +782,9 @@ impl Interpreter<'_> {
                 } => {
                     let mut prev = prev;
                     for n in 0..MAX_ITERATIONS {
-                        prev = self
-                            .sequence(&format!("{path}/l{n}/"), steps, prev, item)
-                            .await?;
-                        let holds = truthy(&eval(condition, &self.env(&prev, &[]))?);
+                        let prefix = format!("{path}/l{n}/");
+                        prev = self.sequence(frame, &prefix, steps, prev, item).await?;
+                        let holds = truthy(&eval(condition, &self.env(frame, &prev, &[]))?);
                         let again = match kind {
                             LoopKind::DoWhile => holds,
                             LoopKind::DoUntil => !holds,
@@ -490,9 +798,12 @@ impl Interpreter<'_> {
                     )))
                 }
                 Step::Foreach {
-                    id, items, steps, ..
+                    id,
+                    items,
+                    steps,
+                    concurrency,
                 } => {
-                    let list = match eval(items, &self.env(&prev, &[]))? {
+                    let list = match eval(items, &self.env(frame, &prev, &[]))? {
                         Value::Array(a) => a,
                         other => {
                             return Err(Halt::Failed(format!(
@@ -500,16 +811,25 @@ impl Interpreter<'_> {
                             )));
                         }
                     };
+                    let started = now_ms();
+                    let prefixes: Vec<String> =
+                        (0..list.len()).map(|i| format!("{path}/f{i}/")).collect();
                     let mut out = Vec::with_capacity(list.len());
-                    for (i, it) in list.iter().enumerate() {
-                        let v = self
-                            .sequence(&format!("{path}/f{i}/"), steps, prev.clone(), Some(it))
-                            .await?;
-                        out.push(v);
+                    // Up to `concurrency` items at a time; a batch that halts stops the rest.
+                    for batch in list
+                        .iter()
+                        .zip(&prefixes)
+                        .collect::<Vec<_>>()
+                        .chunks((*concurrency).max(1))
+                    {
+                        let runs = batch
+                            .iter()
+                            .map(|(it, p)| self.sequence(frame, p, steps, prev.clone(), Some(*it)));
+                        out.extend(gather(join_all(runs).await)?);
                     }
                     let output = Value::Array(out);
-                    let result = json!({"status": "success", "payload": prev, "output": output, "startedAt": now_ms(), "endedAt": now_ms()});
-                    self.state.steps.insert(id.clone(), result);
+                    let result = json!({"status": "success", "payload": prev, "output": output, "startedAt": started, "endedAt": now_ms()});
+                    self.with_state(|s| scope_steps(s, &frame.scope).insert(id.clone(), result));
                     Ok(output)
                 }
             }
@@ -517,74 +837,153 @@ impl Interpreter<'_> {
     }
 
     /// Interprets the run to its end or to its next halt, recording its final state.
-    pub async fn run(mut self) -> RunState {
-        self.state.status = Status::Running;
-        self.state.halted_at = None;
+    pub async fn run(self) -> RunState {
+        let input = self.with_state(|s| {
+            s.status = Status::Running;
+            s.halted_at = None;
+            // Suspensions are found again on each pass (those not resumed suspend again).
+            s.suspended.clear();
+            s.input.clone()
+        });
         if let Err(h) = self.persist().await {
-            tracing::warn!(run_id = %self.state.run_id, halt = ?h, "run could not be saved");
+            tracing::warn!(run_id = %self.run_id(), halt = ?h, "run could not be saved");
         }
-        let workflow = self.workflow;
-        let outcome = self
-            .sequence("", &workflow.steps, self.state.input.clone(), None)
-            .await;
-        match outcome {
+        let top = Frame {
+            workflow: self.workflow,
+            keys: String::new(),
+            scope: None,
+            input: input.clone(),
+            label: String::new(),
+            depth: 0,
+        };
+        let outcome = match self
+            .sequence(&top, "", &self.workflow.steps, input, None)
+            .await
+        {
+            Ok(result) => conforms(
+                self.workflow.output_schema.as_ref(),
+                &result,
+                "Invalid output data",
+            )
+            .map(|_| result),
+            Err(h) => Err(h),
+        };
+        self.with_state(|s| match outcome {
             Ok(result) => {
-                self.state.status = Status::Success;
-                self.state.result = Some(result);
+                s.status = Status::Success;
+                s.result = Some(result);
             }
-            Err(Halt::Suspended { .. }) => self.state.status = Status::Suspended,
-            Err(Halt::Waiting { .. }) => self.state.status = Status::Waiting,
+            Err(Halt::Suspended { .. }) => s.status = Status::Suspended,
+            Err(Halt::Waiting { .. }) => s.status = Status::Waiting,
             Err(Halt::Failed(e)) => {
-                self.state.status = Status::Failed;
-                self.state.error = Some(e);
+                s.status = Status::Failed;
+                s.error = Some(e);
             }
-            Err(Halt::Canceled) => self.state.status = Status::Canceled,
-        }
+            Err(Halt::Canceled) => s.status = Status::Canceled,
+        });
         if let Err(h) = self.persist().await {
-            tracing::warn!(run_id = %self.state.run_id, halt = ?h, "run could not be saved");
+            tracing::warn!(run_id = %self.run_id(), halt = ?h, "run could not be saved");
         }
-        tracing::info!(run_id = %self.state.run_id, workflow = %self.state.workflow, status = self.state.status.as_str(), "workflow run halted");
-        self.state
+        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        tracing::info!(run_id = %state.run_id, workflow = %state.workflow, status = state.status.as_str(), "workflow run halted");
+        if let Some((rows, age)) = self.env.span_retention {
+            let mut spans = self.spans.into_inner().unwrap_or_else(|p| p.into_inner());
+            let mut root = self.root;
+            root.attributes
+                .insert("status".into(), json!(state.status.as_str()));
+            spans.push(root.finish(state.error.as_deref()));
+            let store = self.env.store.clone();
+            // Tracing is best-effort: a failed span write must not fail the run.
+            let stored =
+                tokio::task::spawn_blocking(move || store_spans(&store, &spans, rows, age)).await;
+            if let Ok(Err(e)) = stored {
+                tracing::warn!(run_id = %state.run_id, error = %e, "could not store the run's spans");
+            }
+        }
+        state
     }
 }
 
-/// Checks resume data for the step a run is suspended at.
+/// The suspended steps of a run: execution key → `{path, resumeSchema}`. Runs stored before
+/// suspensions were listed have only `halted_at`; their schema is looked up in the definition.
+pub fn suspensions(workflow: Option<&Workflow>, state: &RunState) -> Map<String, Value> {
+    if state.status != Status::Suspended {
+        return Map::new();
+    }
+    if !state.suspended.is_empty() {
+        return state.suspended.clone();
+    }
+    let Some(key) = state.halted_at.clone() else {
+        return Map::new();
+    };
+    let path = step_path(&key);
+    let mut schema = Value::Null;
+    if let (Some(workflow), Some(id)) = (workflow, path.last()) {
+        super::definition::walk(&workflow.steps, &mut |s| {
+            if let Step::Leaf {
+                id: sid,
+                action:
+                    Action::Suspend {
+                        resume_schema: Some(r),
+                        ..
+                    },
+                ..
+            } = s
+                && sid == id
+            {
+                schema = r.clone();
+            }
+        });
+    }
+    let mut out = Map::new();
+    out.insert(key, json!({"path": path, "resumeSchema": schema}));
+    out
+}
+
+/// Finds the suspended step `wanted` names (its full path, or its own or its outermost id) and
+/// checks the resume data against its schema; returns its execution key.
 pub fn check_resume(
     workflow: &Workflow,
     state: &RunState,
+    wanted: &[String],
     data: &Value,
 ) -> Result<String, WorkflowError> {
-    let Some(key) = state
-        .halted_at
-        .clone()
-        .filter(|_| state.status == Status::Suspended)
-    else {
+    let suspended = suspensions(Some(workflow), state);
+    if suspended.is_empty() {
         return Err(WorkflowError::Invalid(
             "This workflow run was not suspended".into(),
         ));
+    }
+    let path_of = |v: &Value| -> Vec<String> {
+        v["path"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let id = key.rsplit(':').next().unwrap_or(&key).to_string();
-    let mut schema = None;
-    super::definition::walk(&workflow.steps, &mut |s| {
-        if let Step::Leaf {
-            id: sid,
-            action: Action::Suspend { resume_schema, .. },
-            ..
-        } = s
-            && *sid == id
-        {
-            schema = resume_schema.clone();
-        }
+    let found = suspended.iter().find(|(_, v)| {
+        let path = path_of(v);
+        path == wanted
+            || (wanted.len() == 1
+                && (path.last() == wanted.first() || path.first() == wanted.first()))
     });
-    if let Some(schema) = schema {
-        let compiled =
-            crate::tools::schema::Schema::compile(schema).map_err(WorkflowError::Invalid)?;
+    let Some((key, entry)) = found else {
+        let available: Vec<String> = suspended.values().map(|v| path_of(v).join(".")).collect();
+        return Err(WorkflowError::Invalid(format!(
+            "This workflow step \"{}\" was not suspended. Available suspended steps: [{}]",
+            wanted.join("."),
+            available.join(", ")
+        )));
+    };
+    if !entry["resumeSchema"].is_null() {
+        let compiled = crate::tools::schema::Schema::compile(entry["resumeSchema"].clone())
+            .map_err(WorkflowError::Invalid)?;
         compiled.validate(data).map_err(|problems| {
             WorkflowError::Invalid(format!("Invalid resume data: {}", problems.join("; ")))
         })?;
     }
-    Ok(key)
+    Ok(key.clone())
 }
-
-/// Shares a run's state across the tasks that watch it.
-pub type Shared = Arc<tokio::sync::Mutex<Option<RunState>>>;

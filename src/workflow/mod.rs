@@ -38,15 +38,15 @@ pub struct Workflow {
 }
 
 impl Workflow {
-    /// The workflow object (§3.3).
-    pub fn to_wire(&self) -> Value {
-        let (steps, all_steps) = definition::step_maps(&self.steps);
+    /// The workflow object (§3.3); nested workflows are looked up in `all`.
+    pub fn to_wire(&self, all: &Workflows) -> Value {
+        let (steps, all_steps) = definition::step_maps(&self.steps, &|k| all.steps_of(k));
         let any = json!({});
         let mut v = json!({
             "name": self.name,
             "steps": steps,
             "allSteps": all_steps,
-            "stepGraph": definition::graph(&self.steps),
+            "stepGraph": all.graph(self),
             "inputSchema": superjson(self.input_schema.as_ref().unwrap_or(&any)),
             "outputSchema": superjson(self.output_schema.as_ref().unwrap_or(&any)),
         });
@@ -94,6 +94,16 @@ impl Workflows {
 
     pub fn iter(&self) -> impl Iterator<Item = &Workflow> {
         self.workflows.values()
+    }
+
+    /// The steps of a workflow, for nested workflow steps.
+    pub fn steps_of(&self, key: &str) -> Option<&[Step]> {
+        self.workflows.get(key).map(|w| w.steps.as_slice())
+    }
+
+    /// A workflow's serialized step graph (§3.4), nested workflows drawn inside.
+    pub fn graph(&self, workflow: &Workflow) -> Vec<Value> {
+        definition::graph(&workflow.steps, &|k| self.steps_of(k))
     }
 
     pub fn get(&self, key: &str) -> Result<&Workflow, WorkflowError> {

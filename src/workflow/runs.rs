@@ -37,6 +37,8 @@ pub struct Runs {
     store: Store,
     workflows: Arc<Workflows>,
     services: Arc<dyn StepServices>,
+    /// Trace spans are kept with this retention (rows, age in ms); `None` records none.
+    span_retention: Option<(u64, u64)>,
     live: Mutex<HashMap<String, Live>>,
     /// One event feed per run id, kept while anyone may listen.
     feeds: Mutex<HashMap<String, broadcast::Sender<RunEvent>>>,
@@ -51,11 +53,13 @@ impl Runs {
         store: Store,
         workflows: Arc<Workflows>,
         services: Arc<dyn StepServices>,
+        span_retention: Option<(u64, u64)>,
     ) -> Arc<Runs> {
         Arc::new(Runs {
             store,
             workflows,
             services,
+            span_retention,
             live: Mutex::new(HashMap::new()),
             feeds: Mutex::new(HashMap::new()),
         })
@@ -152,13 +156,12 @@ impl Runs {
                 state.status.as_str()
             )));
         }
-        if let Some(schema) = &workflow.input_schema {
-            let compiled = crate::tools::schema::Schema::compile(schema.clone())
-                .map_err(WorkflowError::Invalid)?;
-            compiled.validate(&input).map_err(|problems| {
-                WorkflowError::Invalid(format!("Invalid input data: {}", problems.join("; ")))
-            })?;
-        }
+        engine::conforms(workflow.input_schema.as_ref(), &input, "Invalid input data").map_err(
+            |halt| match halt {
+                engine::Halt::Failed(e) => WorkflowError::Invalid(e),
+                other => WorkflowError::Invalid(format!("{other:?}")),
+            },
+        )?;
         state.input = input;
         state.runtime_context = runtime_context;
         state.status = Status::Running;
@@ -210,16 +213,15 @@ impl Runs {
                                 },
                             );
                         };
-                        Interpreter {
-                            workflow,
-                            state,
+                        let env = engine::Environment {
+                            workflows: &runs.workflows,
                             store: runs.store.clone(),
                             services: runs.services.as_ref(),
-                            cancel: cancel_rx,
-                            on_step: &on_step,
-                        }
-                        .run()
-                        .await
+                            span_retention: runs.span_retention,
+                        };
+                        Interpreter::new(env, workflow, state, cancel_rx, &on_step)
+                            .run()
+                            .await
                     }
                     Err(_) => {
                         // The project no longer declares the workflow: the run cannot continue.
@@ -280,22 +282,16 @@ impl Runs {
         data: Value,
     ) -> Result<(), WorkflowError> {
         let mut state = self.get(workflow, run_id).await?;
-        let key = engine::check_resume(workflow, &state, &data)?;
+        // `"outer.inner"`, `["outer", "inner"]` or one id.
         let wanted: Vec<String> = match step {
-            Value::String(s) => vec![s.clone()],
+            Value::String(s) => s.split('.').map(String::from).collect(),
             Value::Array(a) => a
                 .iter()
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect(),
             _ => Vec::new(),
         };
-        let suspended_id = key.rsplit(':').next().unwrap_or(&key).to_string();
-        if wanted.last() != Some(&suspended_id) {
-            return Err(WorkflowError::Invalid(format!(
-                "This workflow step \"{}\" was not suspended. Available suspended steps: [{suspended_id}]",
-                wanted.join(".")
-            )));
-        }
+        let key = engine::check_resume(workflow, &state, &wanted, &data)?;
         state.resumes.insert(key, data);
         state.status = Status::Running;
         self.save(&state).await?;
@@ -391,12 +387,11 @@ pub fn result_json(state: &RunState) -> Value {
         Status::Success => out["result"] = state.result.clone().unwrap_or(Value::Null),
         Status::Failed => out["error"] = json!(state.error),
         Status::Suspended => {
-            let id = state
-                .halted_at
-                .as_deref()
-                .map(|k| k.rsplit(':').next().unwrap_or(k).to_string())
-                .unwrap_or_default();
-            out["suspended"] = json!([[id]]);
+            let paths: Vec<Value> = engine::suspensions(None, state)
+                .into_values()
+                .map(|v| v["path"].clone())
+                .collect();
+            out["suspended"] = Value::Array(paths);
         }
         _ => {}
     }
@@ -404,16 +399,17 @@ pub fn result_json(state: &RunState) -> Value {
 }
 
 /// The stored snapshot (§3.7) of a run.
-pub fn snapshot_json(state: &RunState, workflow: Option<&Workflow>) -> Value {
+pub fn snapshot_json(state: &RunState, workflows: &Workflows) -> Value {
+    let workflow = workflows.get(&state.workflow).ok();
     let mut context = json!({"input": state.input});
     for (k, v) in &state.steps {
         context[k] = v.clone();
     }
     let mut suspended = json!({});
-    if state.status == Status::Suspended
-        && let Some(k) = &state.halted_at
-    {
-        suspended[k.rsplit(':').next().unwrap_or(k)] = json!([0]);
+    for entry in engine::suspensions(workflow, state).values() {
+        if let Some(top) = entry["path"][0].as_str() {
+            suspended[top] = json!([0]);
+        }
     }
     let mut v = json!({
         "runId": state.run_id,
@@ -421,7 +417,7 @@ pub fn snapshot_json(state: &RunState, workflow: Option<&Workflow>) -> Value {
         "value": {},
         "activePaths": [],
         "context": context,
-        "serializedStepGraph": workflow.map(|w| Value::Array(super::definition::graph(&w.steps))).unwrap_or(json!([])),
+        "serializedStepGraph": workflow.map(|w| Value::Array(workflows.graph(w))).unwrap_or(json!([])),
         "suspendedPaths": suspended,
         "runtimeContext": state.runtime_context,
         "timestamp": state.updated_ms,

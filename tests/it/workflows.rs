@@ -321,3 +321,187 @@ workflows:
     assert!(runs["total"].as_u64().unwrap() >= 1);
     s.stop().await;
 }
+
+/// A tool that waits (up to 5 s) until `want` calls have entered `dir`: it reports whether they
+/// were in progress together, which only happens when the engine runs them concurrently.
+const BARRIER_TOOL: &str = r#"
+tools:
+  barrier:
+    description: Waits for company
+    input_schema: { type: object, properties: { dir: { type: string }, n: { type: integer }, want: { type: integer } }, required: [dir, n, want] }
+    command:
+      program: python3
+      args: ["-c", "import json,os,sys,time\nd=json.load(sys.stdin)\nopen(os.path.join(d['dir'], str(d['n'])), 'w').close()\nt=time.time()\nwhile len(os.listdir(d['dir'])) < d['want'] and time.time() - t < 5: time.sleep(0.02)\nprint(json.dumps({'n': d['n'], 'together': len(os.listdir(d['dir'])) >= d['want']}))"]
+      timeout_ms: 20000
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_workflows_concurrent_branches_and_spans() {
+    let yaml = format!(
+        r#"{BARRIER_TOOL}
+workflows:
+  inner:
+    input_schema: {{ type: object, properties: {{ v: {{ type: integer }} }}, required: [v] }}
+    steps:
+      - {{ id: double, map: '{{v: (.input.v * 2)}}' }}
+      - id: approve
+        suspend: {{ resume_schema: {{ type: object, properties: {{ ok: {{ type: boolean }} }}, required: [ok] }}, payload: '{{asked: .prev.v}}' }}
+        output: '{{v: .steps.double.v, ok: .resume.ok}}'
+  outer:
+    steps:
+      - {{ id: first, map: '{{v: .input.n}}' }}
+      - {{ id: sub, workflow: inner }}
+      - {{ id: last, map: '{{result: .prev, n: .input.n}}' }}
+  badinput:
+    steps:
+      - {{ id: sub, workflow: inner, input: '{{v: "text"}}' }}
+  together:
+    steps:
+      - parallel:
+          - {{ id: p1, tool: barrier, input: '{{dir: .input.pdir, n: 1, want: 2}}' }}
+          - {{ id: p2, tool: barrier, input: '{{dir: .input.pdir, n: 2, want: 2}}' }}
+      - id: each
+        foreach:
+          items: '[1, 2]'
+          concurrency: 2
+          steps: [ {{ id: item, tool: barrier, input: '{{dir: .input.fdir, n: .item, want: 2}}' }} ]
+"#
+    );
+    let s = TestServer::start(&yaml).await;
+
+    // The graph draws the nested workflow inside its step; allSteps names its steps `sub.*`.
+    let outer = s.get("/api/workflows/outer").await.json();
+    let sub = &outer["stepGraph"][1]["step"];
+    assert_eq!(sub["component"], "WORKFLOW", "{outer}");
+    assert_eq!(sub["serializedStepFlow"][0]["step"]["id"], "double");
+    assert_eq!(outer["allSteps"]["sub"]["isWorkflow"], true);
+    assert_eq!(outer["allSteps"]["sub.approve"]["isWorkflow"], false);
+    assert!(outer["allSteps"]["sub.approve"]["resumeSchema"].is_string());
+
+    // A suspension inside the nested workflow suspends the run, with the path to it.
+    let v = s
+        .post(
+            "/api/workflows/outer/start-async?runId=n1",
+            json!({"inputData": {"n": 3}}),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "suspended", "{v}");
+    assert_eq!(v["suspended"], json!([["sub", "approve"]]));
+    assert_eq!(v["steps"]["sub"]["status"], "suspended");
+    assert_eq!(v["steps"]["sub"]["payload"], json!({"v": 3}));
+    let payload = &v["steps"]["sub"]["suspendPayload"];
+    assert_eq!(payload["asked"], 6);
+    assert_eq!(
+        payload["__workflow_meta"],
+        json!({"runId": "n1", "path": ["approve"]})
+    );
+    assert!(v["steps"].get("double").is_none(), "inner steps stay inside");
+    let run = s.get("/api/workflows/outer/runs/n1").await.json();
+    assert_eq!(run["snapshot"]["suspendedPaths"], json!({"sub": [0]}));
+
+    // Resuming: a step that is not suspended, bad data, then good data by the full path.
+    let r = s
+        .post(
+            "/api/workflows/outer/resume-async?runId=n1",
+            json!({"step": "first", "resumeData": {"ok": true}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(
+        r.error()
+            .contains("Available suspended steps: [sub.approve]"),
+        "{}",
+        r.text
+    );
+    let r = s
+        .post(
+            "/api/workflows/outer/resume-async?runId=n1",
+            json!({"step": ["sub", "approve"], "resumeData": {"ok": "yes"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.error().contains("Invalid resume data"), "{}", r.text);
+    let v = s
+        .post(
+            "/api/workflows/outer/resume-async?runId=n1",
+            json!({"step": ["sub", "approve"], "resumeData": {"ok": true}}),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(
+        v["result"],
+        json!({"result": {"v": 6, "ok": true}, "n": 3})
+    );
+    assert_eq!(v["steps"]["sub"]["output"], json!({"v": 6, "ok": true}));
+
+    // The nested workflow's input is checked against its schema.
+    let v = s
+        .post("/api/workflows/badinput/start-async", json!({"inputData": {}}))
+        .await
+        .json();
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(
+        v["steps"]["sub"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid input data"),
+        "{v}"
+    );
+
+    // Parallel branches and foreach items (concurrency 2) are in progress together.
+    let dirs = tempfile::tempdir().unwrap();
+    let (pdir, fdir) = (dirs.path().join("p"), dirs.path().join("f"));
+    std::fs::create_dir_all(&pdir).unwrap();
+    std::fs::create_dir_all(&fdir).unwrap();
+    let v = s
+        .post(
+            "/api/workflows/together/start-async?runId=t1",
+            json!({"inputData": {"pdir": pdir, "fdir": fdir}}),
+        )
+        .await
+        .json();
+    assert_eq!(v["status"], "success", "{v}");
+    assert_eq!(v["steps"]["p1"]["output"]["together"], true, "{v}");
+    assert_eq!(v["steps"]["p2"]["output"]["together"], true, "{v}");
+    assert_eq!(
+        v["result"],
+        json!([{"n": 1, "together": true}, {"n": 2, "together": true}])
+    );
+
+    // Every pass of a run is traced: a root span and one per step it ran.
+    let spans = s
+        .get("/api/telemetry?attribute=runId:n1&perPage=100")
+        .await
+        .json();
+    let names: Vec<(String, String)> = spans["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["attributes"]["stepId"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("workflow.outer", ""),
+        ("step.first", "first"),
+        ("step.double", "sub.double"),
+        ("step.approve", "sub.approve"),
+        ("step.last", "last"),
+    ] {
+        assert!(
+            names.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {names:?}"
+        );
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.0 == "workflow.outer").count(),
+        2,
+        "one trace per pass (start and resume): {names:?}"
+    );
+    s.stop().await;
+}
