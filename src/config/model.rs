@@ -21,7 +21,7 @@ pub struct Project {
     #[serde(default)]
     pub workflows: IndexMap<String, WorkflowConfig>,
     #[serde(default)]
-    pub legacy_workflows: IndexMap<String, Value>,
+    pub legacy_workflows: IndexMap<String, LegacyWorkflowConfig>,
     #[serde(default)]
     pub networks: IndexMap<String, NetworkConfig>,
     #[serde(default)]
@@ -258,6 +258,19 @@ pub struct WorkflowConfig {
     pub description: Option<String>,
     pub input_schema: Option<Value>,
     pub output_schema: Option<Value>,
+    #[serde(default)]
+    pub steps: Vec<Value>,
+}
+
+/// `legacy_workflows:` — Mastra's v1 workflows, served by the `legacyWorkflows` routes. They use
+/// the step grammar of `workflows:` (a step's `when` skips it unless the condition holds) and are
+/// started with trigger data, which their expressions see as `.input`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacyWorkflowConfig {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub trigger_schema: Option<Value>,
     #[serde(default)]
     pub steps: Vec<Value>,
 }

@@ -152,21 +152,39 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
     }
 
     let mut nests = indexmap::IndexMap::new();
-    for (name, wf) in &project.workflows {
-        let at = p("workflows", name);
-        match crate::workflow::definition::parse(&wf.steps) {
+    // Both kinds of workflow share the step grammar: (section, name, steps, schemas).
+    let declared = project
+        .workflows
+        .iter()
+        .map(|(name, wf)| {
+            let schemas = vec![
+                ("input_schema", &wf.input_schema),
+                ("output_schema", &wf.output_schema),
+            ];
+            ("workflows", name, &wf.steps, schemas)
+        })
+        .chain(project.legacy_workflows.iter().map(|(name, wf)| {
+            let schemas = vec![("trigger_schema", &wf.trigger_schema)];
+            ("legacy_workflows", name, &wf.steps, schemas)
+        }));
+    for (section, name, steps, schemas) in declared {
+        let at = p(section, name);
+        match crate::workflow::definition::parse(steps) {
             Ok(steps) => {
                 let refs = crate::workflow::definition::references(&steps);
-                nests.insert(
-                    name.clone(),
-                    refs.iter()
-                        .filter(|(section, _)| *section == "workflows")
-                        .map(|(_, target)| target.clone())
-                        .collect::<Vec<_>>(),
-                );
-                for (section, target) in refs {
-                    if !c.declared(section, &target) {
-                        let kind = section.trim_end_matches('s');
+                // Only `workflows:` can be nested, so only they can form a cycle.
+                if section == "workflows" {
+                    nests.insert(
+                        name.clone(),
+                        refs.iter()
+                            .filter(|(section, _)| *section == "workflows")
+                            .map(|(_, target)| target.clone())
+                            .collect::<Vec<_>>(),
+                    );
+                }
+                for (target_section, target) in refs {
+                    if !c.declared(target_section, &target) {
+                        let kind = target_section.trim_end_matches('s');
                         c.at(
                             &format!("{at}/steps"),
                             format!(
@@ -182,10 +200,7 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
                 }
             }
         }
-        for (key, schema) in [
-            ("input_schema", &wf.input_schema),
-            ("output_schema", &wf.output_schema),
-        ] {
+        for (key, schema) in schemas {
             if let Some(s) = schema {
                 schema_problem(c, &format!("{at}/{key}"), s);
             }

@@ -151,7 +151,9 @@ fn workflow_steps_are_checked_with_locations() {
     );
     let dotted = problems("workflows:\n  w:\n    steps:\n      - { id: a.b, map: '1' }\n");
     assert!(
-        dotted.iter().any(|p| p.starts_with("4:") && p.contains("may not contain")),
+        dotted
+            .iter()
+            .any(|p| p.starts_with("4:") && p.contains("may not contain")),
         "{dotted:?}"
     );
 }

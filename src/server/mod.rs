@@ -4,6 +4,7 @@
 mod a2a;
 mod agents;
 mod error;
+mod legacy_workflows;
 mod logs;
 mod memory;
 mod middleware;
@@ -338,7 +339,38 @@ fn api_router() -> Router {
                 .get(vector::describe)
                 .delete(vector::delete),
         );
-    // After the pending legacy routes: `/api/workflows/legacy` must not read as a workflow id.
+    // Before the workflow routes: `/api/workflows/legacy` must not read as a workflow id.
+    let router = router
+        .push(Router::with_path("api/workflows/legacy").get(legacy_workflows::list))
+        .push(Router::with_path("api/workflows/legacy/{workflowId}").get(legacy_workflows::get))
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/runs")
+                .get(legacy_workflows::list_runs),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/create-run")
+                .post(legacy_workflows::create_run),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/start")
+                .post(legacy_workflows::start),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/start-async")
+                .post(legacy_workflows::start_async),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/resume")
+                .post(legacy_workflows::resume),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/resume-async")
+                .post(legacy_workflows::resume_async),
+        )
+        .push(
+            Router::with_path("api/workflows/legacy/{workflowId}/watch")
+                .get(legacy_workflows::watch),
+        );
     pending::routes(router)
         .push(Router::with_path("api/workflows/{workflowId}").get(workflows::get))
         .push(Router::with_path("api/workflows/{workflowId}/runs").get(workflows::list_runs))

@@ -60,13 +60,4 @@ pending_routes! {
     get_api_scores_scorer_scorer_id get "scores" "api/scores/scorer/{scorerId}";
     get_api_scores_scorers get "scores" "api/scores/scorers";
     get_api_scores_scorers_scorer_id get "scores" "api/scores/scorers/{scorerId}";
-    get_api_workflows_legacy get "legacyWorkflows" "api/workflows/legacy";
-    get_api_workflows_legacy_workflow_id get "legacyWorkflows" "api/workflows/legacy/{workflowId}";
-    post_api_workflows_legacy_workflow_id_create_run post "legacyWorkflows" "api/workflows/legacy/{workflowId}/create-run";
-    post_api_workflows_legacy_workflow_id_resume post "legacyWorkflows" "api/workflows/legacy/{workflowId}/resume";
-    post_api_workflows_legacy_workflow_id_resume_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/resume-async";
-    get_api_workflows_legacy_workflow_id_runs get "legacyWorkflows" "api/workflows/legacy/{workflowId}/runs";
-    post_api_workflows_legacy_workflow_id_start post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start";
-    post_api_workflows_legacy_workflow_id_start_async post "legacyWorkflows" "api/workflows/legacy/{workflowId}/start-async";
-    get_api_workflows_legacy_workflow_id_watch get "legacyWorkflows" "api/workflows/legacy/{workflowId}/watch";
 }

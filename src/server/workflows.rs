@@ -3,6 +3,7 @@
 //! watch events, `stream` v1 events, `streamVNext` chunks), all 0x1E-framed.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use salvo::prelude::*;
 use serde_json::{Map, Value, json};
@@ -20,7 +21,7 @@ fn workflow<'a>(state: &'a AppState, req: &Request) -> Result<&'a Workflow, ApiE
     Ok(state.runs.workflows().get(&id)?)
 }
 
-fn run_id_query(req: &Request) -> Option<String> {
+pub(super) fn run_id_query(req: &Request) -> Option<String> {
     req.query::<String>("runId").filter(|s| !s.is_empty())
 }
 
@@ -69,9 +70,24 @@ pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, Ap
 pub async fn list_runs(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
     let state = AppState::get(depot);
     let w = workflow(state, req)?;
+    let all = state.runs.workflows();
+    runs_page(state, req, w, |r| run_json(r, all)).await
+}
+
+/// `{runs, total}`: a page of a workflow's runs, filtered by the query, newest first.
+pub(super) async fn runs_page(
+    state: &AppState,
+    req: &Request,
+    w: &Workflow,
+    to_json: impl Fn(&RunState) -> Value,
+) -> Result<Json<Value>, ApiError> {
     let from = query_date_ms(req, "fromDate")?;
     let to = query_date_ms(req, "toDate")?;
     let resource = req.query::<String>("resourceId").filter(|s| !s.is_empty());
+    let offset = query_u64(req, "offset")?.unwrap_or(0) as usize;
+    let limit = query_u64(req, "limit")?
+        .map(|l| l as usize)
+        .unwrap_or(usize::MAX);
     let all: Vec<RunState> = state
         .runs
         .list(&w.key)
@@ -80,18 +96,8 @@ pub async fn list_runs(req: &mut Request, depot: &mut Depot) -> Result<Json<Valu
         .filter(|r| from.is_none_or(|f| r.created_ms >= f) && to.is_none_or(|t| r.created_ms <= t))
         .filter(|r| resource.is_none() || r.resource_id == resource)
         .collect();
-    let total = all.len();
-    let offset = query_u64(req, "offset")?.unwrap_or(0) as usize;
-    let limit = query_u64(req, "limit")?
-        .map(|l| l as usize)
-        .unwrap_or(usize::MAX);
-    let runs: Vec<Value> = all
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| run_json(r, state.runs.workflows()))
-        .collect();
-    Ok(Json(json!({"runs": runs, "total": total})))
+    let runs: Vec<Value> = all.iter().skip(offset).take(limit).map(to_json).collect();
+    Ok(Json(json!({"runs": runs, "total": all.len()})))
 }
 
 /// One run.
@@ -243,15 +249,17 @@ pub async fn send_event(req: &mut Request, depot: &mut Depot) -> Result<Json<Val
 }
 
 /// How a run's events are written.
-#[derive(Clone, Copy)]
-enum Framing {
+#[derive(Clone)]
+pub(super) enum Framing {
     Watch,
     V1,
     VNext,
+    /// Legacy watch records (not double-encoded), which need the definition for their results.
+    Legacy(Arc<Workflow>),
 }
 
 fn step_records(
-    framing: Framing,
+    framing: &Framing,
     run_id: &str,
     id: &str,
     result: &Value,
@@ -287,6 +295,11 @@ fn step_records(
                 json!({"type": "step-finish", "payload": {"id": id, "stepCallId": call, "metadata": {}}}),
             ],
         },
+        Framing::Legacy(w) => vec![crate::workflow::legacy::watch_record(
+            w,
+            state,
+            Some((id, result)),
+        )],
         Framing::VNext => {
             let rec = |kind: &str, payload: Value| json!({"type": kind, "runId": run_id, "from": "WORKFLOW", "payload": payload});
             match status {
@@ -317,7 +330,7 @@ fn step_records(
     }
 }
 
-fn halted_records(framing: Framing, s: &RunState) -> Vec<Value> {
+fn halted_records(framing: &Framing, s: &RunState) -> Vec<Value> {
     match framing {
         Framing::Watch => {
             let r = result_json(s);
@@ -329,13 +342,14 @@ fn halted_records(framing: Framing, s: &RunState) -> Vec<Value> {
             })]
         }
         Framing::V1 => vec![json!({"type": "finish", "payload": {"runId": s.run_id}})],
+        Framing::Legacy(w) => vec![crate::workflow::legacy::watch_record(w, s, None)],
         Framing::VNext => vec![
             json!({"type": "finish", "runId": s.run_id, "from": "WORKFLOW", "payload": {"totalUsage": {"promptTokens": 0, "completionTokens": 0, "totalTokens": 0}}}),
         ],
     }
 }
 
-fn frame(framing: Framing, v: &Value) -> String {
+fn frame(framing: &Framing, v: &Value) -> String {
     match framing {
         // The faithful double encoding of `watch` (§2.3): each record is a JSON string.
         Framing::Watch => format!("{}\u{1e}", Value::String(v.to_string())),
@@ -355,50 +369,54 @@ fn follow(
         salvo::http::header::CONTENT_TYPE,
         salvo::http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    let head_framing = framing.clone();
     let head = futures_util::stream::iter(
         first
             .into_iter()
-            .map(move |v| Ok::<_, Infallible>(frame(framing, &v))),
+            .map(move |v| Ok::<_, Infallible>(frame(&head_framing, &v))),
     );
     let calls: std::collections::HashMap<String, String> = Default::default();
     let rest = futures_util::stream::unfold(
         (feed, calls, false, run_id),
-        move |(mut feed, mut calls, done, run_id)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match feed.recv().await {
-                    Ok(RunEvent::Step { id, result, state }) => {
-                        let status = result["status"].as_str().unwrap_or_default().to_string();
-                        let call = calls
-                            .entry(id.clone())
-                            .or_insert_with(|| uuid::Uuid::new_v4().to_string())
-                            .clone();
-                        if status != "running" {
-                            calls.remove(&id);
+        move |(mut feed, mut calls, done, run_id)| {
+            let framing = framing.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match feed.recv().await {
+                        Ok(RunEvent::Step { id, result, state }) => {
+                            let status = result["status"].as_str().unwrap_or_default().to_string();
+                            let call = calls
+                                .entry(id.clone())
+                                .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                                .clone();
+                            if status != "running" {
+                                calls.remove(&id);
+                            }
+                            let text: String =
+                                step_records(&framing, &run_id, &id, &result, &state, &call)
+                                    .iter()
+                                    .map(|v| frame(&framing, v))
+                                    .collect();
+                            return Some((Ok::<_, Infallible>(text), (feed, calls, false, run_id)));
                         }
-                        let text: String =
-                            step_records(framing, &run_id, &id, &result, &state, &call)
+                        Ok(RunEvent::Halted(s)) => {
+                            let keep_open = matches!(framing, Framing::V1 | Framing::VNext)
+                                && s.status == Status::Suspended;
+                            if keep_open {
+                                continue; // a resume continues this stream
+                            }
+                            let text: String = halted_records(&framing, &s)
                                 .iter()
-                                .map(|v| frame(framing, v))
+                                .map(|v| frame(&framing, v))
                                 .collect();
-                        return Some((Ok::<_, Infallible>(text), (feed, calls, false, run_id)));
-                    }
-                    Ok(RunEvent::Halted(s)) => {
-                        let keep_open = matches!(framing, Framing::V1 | Framing::VNext)
-                            && s.status == Status::Suspended;
-                        if keep_open {
-                            continue; // a resume continues this stream
+                            return Some((Ok(text), (feed, calls, true, run_id)));
                         }
-                        let text: String = halted_records(framing, &s)
-                            .iter()
-                            .map(|v| frame(framing, v))
-                            .collect();
-                        return Some((Ok(text), (feed, calls, true, run_id)));
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
         },
@@ -419,31 +437,33 @@ pub async fn watch(
         .ok_or_else(|| ApiError::bad_request("runId required to watch workflow"))?;
     let feed = state.runs.subscribe(&id);
     let run = state.runs.get(w, &id).await?;
-    // A run that is not going anywhere gets its final state at once.
-    let first = if matches!(
+    watch_run(res, feed, &run, Framing::Watch);
+    Ok(())
+}
+
+/// Follows a run's events; a run that is not going anywhere gets its current state at once.
+pub(super) fn watch_run(
+    res: &mut Response,
+    feed: broadcast::Receiver<RunEvent>,
+    run: &RunState,
+    framing: Framing,
+) {
+    if matches!(
         run.status,
         Status::Success | Status::Failed | Status::Canceled | Status::Suspended
     ) {
-        halted_records(Framing::Watch, &run)
-    } else {
-        Vec::new()
-    };
-    let ended = !first.is_empty();
-    if ended {
         res.headers_mut().insert(
             salvo::http::header::CONTENT_TYPE,
             salvo::http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        res.body(
-            first
-                .iter()
-                .map(|v| frame(Framing::Watch, v))
-                .collect::<String>(),
-        );
-        return Ok(());
+        let text: String = halted_records(&framing, run)
+            .iter()
+            .map(|v| frame(&framing, v))
+            .collect();
+        res.body(text);
+        return;
     }
-    follow(res, feed, id, Framing::Watch, Vec::new());
-    Ok(())
+    follow(res, feed, run.run_id.clone(), framing, Vec::new());
 }
 
 async fn start_streaming(

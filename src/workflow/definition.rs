@@ -15,6 +15,7 @@
 //!   - { dowhile: { condition: '.prev.n < 3', steps: [ … ] } }      # or dountil
 //!   - { id: each, foreach: { items: '.input.list', steps: [ … ], concurrency: 2 } }
 //!   - { id: sub, workflow: other, input: '.prev' }
+//!   - { id: maybe, map: '1', when: '.prev.ok' }   # any step: skipped unless the condition holds
 //! ```
 //!
 //! Expressions are jq over `{input, prev, steps: {<id>: output}, resume?, item?}`.
@@ -138,6 +139,7 @@ const COMMON: &[&str] = &[
     "input",
     "prompt",
     "output",
+    "when",
 ];
 
 impl Parser {
@@ -221,7 +223,20 @@ impl Parser {
         }
     }
 
+    /// A step; one with `when` runs only if its condition holds (a one-armed branch).
     fn step(&mut self, at: &str, v: &Value) -> Option<Step> {
+        let when = v
+            .get("when")
+            .map(|w| self.expr(&format!("{at}/when"), Some(w)));
+        let step = self.step_itself(at, v)?;
+        match when {
+            None => Some(step),
+            Some(Some(cond)) => Some(Step::Branch(vec![(cond, vec![step])])),
+            Some(None) => None,
+        }
+    }
+
+    fn step_itself(&mut self, at: &str, v: &Value) -> Option<Step> {
         let Value::Object(map) = v else {
             self.problem(at, "a step must be an object");
             return None;

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod definition;
 pub mod engine;
+pub mod legacy;
 pub mod runs;
 
 use indexmap::IndexMap;
@@ -26,7 +27,7 @@ pub enum WorkflowError {
 }
 
 /// One workflow, ready to run.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Workflow {
     /// The key under `workflows:` (the id in every `/api/workflows/{workflowId}` path).
     pub key: String,
@@ -61,35 +62,92 @@ impl Workflow {
 #[derive(Debug, Default)]
 pub struct Workflows {
     workflows: IndexMap<String, Workflow>,
+    /// `legacy_workflows:`, keyed `legacy:<name>` (their runs' `workflow`).
+    legacy: IndexMap<String, Workflow>,
+}
+
+/// The key a legacy workflow's runs are stored under.
+pub fn legacy_key(name: &str) -> String {
+    format!("legacy:{name}")
+}
+
+fn build(
+    key: String,
+    name: &Option<String>,
+    description: &Option<String>,
+    schemas: (&Option<Value>, &Option<Value>),
+    steps: &[Value],
+) -> Result<Workflow, WorkflowError> {
+    let steps = definition::parse(steps).map_err(|problems| {
+        WorkflowError::Config(format!(
+            "workflow `{key}`: {}",
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.pointer, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    Ok(Workflow {
+        name: name.clone().unwrap_or_else(|| key.clone()),
+        key,
+        description: description.clone(),
+        input_schema: schemas.0.clone(),
+        output_schema: schemas.1.clone(),
+        steps,
+    })
 }
 
 impl Workflows {
     pub fn from_project(project: &Project) -> Result<Workflows, WorkflowError> {
         let mut workflows = IndexMap::new();
         for (key, cfg) in &project.workflows {
-            let steps = definition::parse(&cfg.steps).map_err(|problems| {
-                WorkflowError::Config(format!(
-                    "workflow `{key}`: {}",
-                    problems
-                        .iter()
-                        .map(|p| format!("{}: {}", p.pointer, p.message))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ))
-            })?;
-            workflows.insert(
+            let schemas = (&cfg.input_schema, &cfg.output_schema);
+            let w = build(
                 key.clone(),
-                Workflow {
-                    key: key.clone(),
-                    name: cfg.name.clone().unwrap_or_else(|| key.clone()),
-                    description: cfg.description.clone(),
-                    input_schema: cfg.input_schema.clone(),
-                    output_schema: cfg.output_schema.clone(),
-                    steps,
-                },
-            );
+                &cfg.name,
+                &cfg.description,
+                schemas,
+                &cfg.steps,
+            )?;
+            workflows.insert(key.clone(), w);
         }
-        Ok(Workflows { workflows })
+        let mut legacy = IndexMap::new();
+        for (name, cfg) in &project.legacy_workflows {
+            let schemas = (&cfg.trigger_schema, &None);
+            let mut w = build(
+                legacy_key(name),
+                &cfg.name,
+                &cfg.description,
+                schemas,
+                &cfg.steps,
+            )?;
+            if cfg.name.is_none() {
+                w.name = name.clone();
+            }
+            legacy.insert(name.clone(), w);
+        }
+        Ok(Workflows { workflows, legacy })
+    }
+
+    /// Legacy workflows by name.
+    pub fn legacy(&self) -> impl Iterator<Item = (&String, &Workflow)> {
+        self.legacy.iter()
+    }
+
+    /// A legacy workflow by name, or 404 `Workflow with ID X not found`.
+    pub fn legacy_by_name(&self, name: &str) -> Result<&Workflow, WorkflowError> {
+        self.legacy
+            .get(name)
+            .ok_or_else(|| WorkflowError::NotFound(name.to_string()))
+    }
+
+    /// The workflow a run belongs to (either kind).
+    pub fn of_run(&self, key: &str) -> Option<&Workflow> {
+        match key.strip_prefix("legacy:") {
+            Some(name) => self.legacy.get(name),
+            None => self.workflows.get(key),
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Workflow> {

@@ -199,8 +199,8 @@ impl Runs {
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let final_state = match runs.workflows.get(&state.workflow) {
-                    Ok(workflow) => {
+                let final_state = match runs.workflows.of_run(&state.workflow) {
+                    Some(workflow) => {
                         let publisher = runs.clone();
                         let id = run_id.clone();
                         let on_step = move |step: &str, result: &Value, s: &RunState| {
@@ -223,7 +223,7 @@ impl Runs {
                             .run()
                             .await
                     }
-                    Err(_) => {
+                    None => {
                         // The project no longer declares the workflow: the run cannot continue.
                         let mut s = state;
                         s.status = Status::Failed;
@@ -400,7 +400,7 @@ pub fn result_json(state: &RunState) -> Value {
 
 /// The stored snapshot (§3.7) of a run.
 pub fn snapshot_json(state: &RunState, workflows: &Workflows) -> Value {
-    let workflow = workflows.get(&state.workflow).ok();
+    let workflow = workflows.of_run(&state.workflow);
     let mut context = json!({"input": state.input});
     for (k, v) in &state.steps {
         context[k] = v.clone();

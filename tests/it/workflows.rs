@@ -396,7 +396,10 @@ workflows:
         payload["__workflow_meta"],
         json!({"runId": "n1", "path": ["approve"]})
     );
-    assert!(v["steps"].get("double").is_none(), "inner steps stay inside");
+    assert!(
+        v["steps"].get("double").is_none(),
+        "inner steps stay inside"
+    );
     let run = s.get("/api/workflows/outer/runs/n1").await.json();
     assert_eq!(run["snapshot"]["suspendedPaths"], json!({"sub": [0]}));
 
@@ -430,15 +433,15 @@ workflows:
         .await
         .json();
     assert_eq!(v["status"], "success", "{v}");
-    assert_eq!(
-        v["result"],
-        json!({"result": {"v": 6, "ok": true}, "n": 3})
-    );
+    assert_eq!(v["result"], json!({"result": {"v": 6, "ok": true}, "n": 3}));
     assert_eq!(v["steps"]["sub"]["output"], json!({"v": 6, "ok": true}));
 
     // The nested workflow's input is checked against its schema.
     let v = s
-        .post("/api/workflows/badinput/start-async", json!({"inputData": {}}))
+        .post(
+            "/api/workflows/badinput/start-async",
+            json!({"inputData": {}}),
+        )
         .await
         .json();
     assert_eq!(v["status"], "failed", "{v}");
@@ -503,5 +506,187 @@ workflows:
         2,
         "one trace per pass (start and resume): {names:?}"
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_workflows_trigger_skip_suspend_resume_and_watch() {
+    let s = TestServer::start(
+        r#"
+legacy_workflows:
+  expense:
+    trigger_schema: { type: object, properties: { amount: { type: number } }, required: [amount] }
+    steps:
+      - { id: check, map: '{amount: .input.amount, big: (.input.amount > 100)}' }
+      - id: approve
+        when: '.prev.big'
+        suspend: { resume_schema: { type: object, properties: { ok: { type: boolean } }, required: [ok] } }
+      - { id: record, map: '{amount: .steps.check.amount, approved: (.steps.approve.ok // "auto")}' }
+"#,
+    )
+    .await;
+    let all = s.get("/api/workflows/legacy").await.json();
+    let def = &all["expense"];
+    assert_eq!(def["name"], "expense", "{all}");
+    assert_eq!(def["stepGraph"]["initial"][0]["step"]["id"], "check");
+    assert_eq!(def["stepGraph"]["check"][0]["config"]["when"], ".prev.big");
+    assert!(def["triggerSchema"].is_string());
+    assert_eq!(s.get("/api/workflows/legacy/expense").await.json(), *def);
+    let r = s.get("/api/workflows/legacy/nope").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "Workflow with ID nope not found".into())
+    );
+    assert!(
+        s.get("/api/workflows")
+            .await
+            .json()
+            .get("expense")
+            .is_none(),
+        "legacy workflows are not current workflows"
+    );
+
+    // A small expense passes the approval by.
+    let v = s
+        .post(
+            "/api/workflows/legacy/expense/start-async",
+            json!({"amount": 50}),
+        )
+        .await
+        .json();
+    assert!(v["runId"].is_string(), "{v}");
+    assert_eq!(v["activePaths"], json!({}));
+    assert_eq!(v["results"]["check"]["status"], "success");
+    assert_eq!(v["results"]["approve"], json!({"status": "skipped"}));
+    assert_eq!(
+        v["results"]["record"],
+        json!({"status": "success", "output": {"amount": 50, "approved": "auto"}})
+    );
+    let r = s
+        .post(
+            "/api/workflows/legacy/expense/start-async",
+            json!({"amount": "lots"}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.error().contains("Invalid input data"), "{}", r.text);
+
+    // A big one suspends; a watcher sees it and its stream ends.
+    let r = s
+        .post(
+            "/api/workflows/legacy/expense/create-run?runId=l1",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"runId": "l1"}));
+    let watcher = {
+        let url = s.url("/api/workflows/legacy/expense/watch?runId=l1");
+        tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = s
+        .post(
+            "/api/workflows/legacy/expense/start?runId=l1",
+            json!({"amount": 500}),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"message": "Workflow run started"}));
+    let text = tokio::time::timeout(std::time::Duration::from_secs(30), watcher)
+        .await
+        .expect("the watch stream ends when nothing is executing")
+        .unwrap();
+    let records: Vec<Value> = text
+        .split('\u{1e}')
+        .filter(|t| !t.is_empty())
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["activePaths"]["check"]["status"] == "executing"),
+        "{text}"
+    );
+    let last = records.last().unwrap();
+    assert_eq!(last["runId"], "l1");
+    assert_eq!(
+        last["activePaths"]["approve"],
+        json!({"status": "suspended", "suspendPayload": {}, "stepPath": ["approve"]})
+    );
+    assert_eq!(last["results"]["approve"]["status"], "suspended");
+
+    // Resume: the errors, bad data, then the approval.
+    for (path, body, status, text) in [
+        (
+            "/api/workflows/legacy/expense/start",
+            json!({}),
+            400,
+            "runId required to start run",
+        ),
+        (
+            "/api/workflows/legacy/expense/start?runId=nope",
+            json!({}),
+            404,
+            "Workflow run not found",
+        ),
+        (
+            "/api/workflows/legacy/expense/resume",
+            json!({"stepId": "approve"}),
+            400,
+            "runId required to resume workflow",
+        ),
+        (
+            "/api/workflows/legacy/expense/resume?runId=l1",
+            json!({}),
+            400,
+            "stepId required to resume workflow",
+        ),
+        (
+            "/api/workflows/legacy/nope/create-run",
+            json!({}),
+            404,
+            "Workflow with ID nope not found",
+        ),
+    ] {
+        let r = s.post(path, body).await;
+        assert_eq!((r.status, r.error()), (status, text.to_string()), "{path}");
+    }
+    let r = s
+        .post(
+            "/api/workflows/legacy/expense/resume-async?runId=l1",
+            json!({"stepId": "approve", "context": {"ok": "no"}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.error().contains("Invalid resume data"), "{}", r.text);
+    let v = s
+        .post(
+            "/api/workflows/legacy/expense/resume-async?runId=l1",
+            json!({"stepId": "approve", "context": {"ok": true}}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        v["results"]["record"]["output"],
+        json!({"amount": 500, "approved": true}),
+        "{v}"
+    );
+    assert_eq!(v["results"]["approve"]["status"], "success");
+
+    let runs = s.get("/api/workflows/legacy/expense/runs").await.json();
+    let l1 = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["runId"] == "l1")
+        .expect("run l1 is listed");
+    assert_eq!(l1["workflowName"], "expense");
+    assert_eq!(
+        l1["snapshot"]["context"]["triggerData"],
+        json!({"amount": 500})
+    );
+    assert_eq!(l1["snapshot"]["value"]["record"], "success");
+    assert!(runs["total"].as_u64().unwrap() >= 2);
+    // A legacy run is not a current workflow's run.
+    assert_eq!(s.get("/api/workflows/expense/runs/l1").await.status, 404);
     s.stop().await;
 }
