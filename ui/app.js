@@ -142,7 +142,7 @@ async function render() {
   const panel = document.getElementById('panel');
   const views = {
     agents: arg != null ? renderChat : renderAgents,
-    workflows: renderWorkflows,
+    workflows: arg != null ? renderWorkflowPage : renderWorkflows,
     tools: arg != null ? renderToolPage : renderTools,
   };
   const fn = views[section];
@@ -182,7 +182,8 @@ async function renderAgents(view) {
 /* ---------- Agent chat ---------- */
 
 // Reads an AI-SDK data stream (`<code>:<json>` lines), calling on(code, value) per part.
-async function readDataStream(res, on) {
+// Reads a streamed body piece by piece, each ending with `sep`.
+async function readPieces(res, sep, on) {
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buf = '';
@@ -190,15 +191,38 @@ async function readDataStream(res, on) {
     const { value, done } = await reader.read();
     if (done) break;
     buf += decoder.decode(value, { stream: true });
-    let nl;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      const colon = line.indexOf(':');
-      if (colon < 1) continue;
-      try { on(line.slice(0, colon), JSON.parse(line.slice(colon + 1))); } catch { /* skip a bad part */ }
+    let at;
+    while ((at = buf.indexOf(sep)) >= 0) {
+      const piece = buf.slice(0, at);
+      buf = buf.slice(at + sep.length);
+      on(piece);
     }
   }
+}
+
+// AI-SDK data stream parts: `<code>:<json>\n`.
+function readDataStream(res, on) {
+  return readPieces(res, '\n', (line) => {
+    const colon = line.indexOf(':');
+    if (colon < 1) return;
+    try { on(line.slice(0, colon), JSON.parse(line.slice(colon + 1))); } catch { /* skip a bad part */ }
+  });
+}
+
+// Workflow stream records: JSON, each followed by \x1E.
+function readRecords(res, on) {
+  return readPieces(res, '\x1e', (text) => {
+    if (!text.trim()) return;
+    try { on(JSON.parse(text)); } catch { /* skip a bad record */ }
+  });
+}
+
+// Headers for a raw fetch (streams), with the API key when the browser has one.
+function authHeaders() {
+  const headers = { 'content-type': 'application/json' };
+  const key = localStorage.getItem(KEY_STORE);
+  if (key) headers.authorization = 'Bearer ' + key;
+  return headers;
 }
 
 // crypto.randomUUID exists only in secure contexts; a LAN address over http is not one.
@@ -275,11 +299,8 @@ async function renderChat(view, agentId) {
       if (!threadId) { threadId = newId(); localStorage.setItem(threadKey, threadId); }
       Object.assign(body, { threadId, resourceId: agentId });
     }
-    const headers = { 'content-type': 'application/json' };
-    const key = localStorage.getItem(KEY_STORE);
-    if (key) headers.authorization = 'Bearer ' + key;
     try {
-      const r = await fetch(`/api/agents/${encodeURIComponent(agentId)}/stream`, { method: 'POST', headers, body: JSON.stringify(body) });
+      const r = await fetch(`/api/agents/${encodeURIComponent(agentId)}/stream`, { method: 'POST', headers: authHeaders(), body: JSON.stringify(body) });
       if (!r.ok) {
         const t = await r.text();
         let e = t; try { e = JSON.parse(t).error || t; } catch { /* text */ }
@@ -322,10 +343,96 @@ async function renderWorkflows(view) {
   view.append(h('div', { class: 'cards', 'data-testid': 'workflow-list' }, list.map(([id, w]) => {
     const steps = entriesOf(w.steps).map(([k, s]) => (Array.isArray(w.steps) && s.id) || k);
     return h('article', { class: 'card', 'data-testid': 'workflow-' + id },
-      h('h2', {}, w.name || id),
+      h('h2', {}, h('a', { href: '#/workflows/' + encodeURIComponent(id), 'data-testid': 'workflow-link-' + id }, w.name || id)),
       h('dl', {}, row('ID', h('code', {}, id)), row('Steps', chips(steps))),
       w.description ? h('p', { class: 'excerpt' }, excerpt(str(w.description), 240)) : null);
   })));
+}
+
+// A workflow's page: a form for its input, a run streamed step by step, and a form for the
+// resume data when a step suspends (the same stream continues after the resume).
+async function renderWorkflowPage(view, wanted) {
+  view.append(h('p', { class: 'crumbs' }, h('a', { href: '#/workflows' }, '← All workflows')));
+  const base = `/api/workflows/${encodeURIComponent(wanted)}`;
+  const res = await api('GET', base);
+  if (!res.ok) return view.append(h('h1', {}, wanted), errorBox(res, 'workflow-load-error'));
+  const w = res.data;
+  view.append(h('h1', {}, w.name || wanted), w.description ? h('p', { class: 'lead' }, str(w.description)) : null);
+  const { inputs, fields } = schemaFields(w.inputSchema, 'This workflow takes no input.');
+  const btn = h('button', { type: 'submit', class: 'primary', 'data-testid': 'workflow-run' }, 'Run');
+  const form = h('form', { class: 'tool-form', 'data-testid': 'workflow-form', autocomplete: 'off' },
+    fields, h('div', { class: 'actions' }, btn));
+  const steps = h('ol', { class: 'wf-steps', 'data-testid': 'workflow-steps' });
+  const out = h('div', { class: 'output', 'data-testid': 'workflow-output' });
+  const stepRow = {};
+  const showStep = (id, status, detail) => {
+    if (!stepRow[id]) {
+      stepRow[id] = h('li', { 'data-testid': 'workflow-step-' + id });
+      steps.append(stepRow[id]);
+    }
+    stepRow[id].dataset.status = status;
+    stepRow[id].replaceChildren(h('code', {}, id), ' ', h('span', { class: 'chip' }, status),
+      detail === undefined ? null : h('pre', { class: 'result' }, JSON.stringify(detail, null, 2)));
+  };
+  const askResume = (runId, id, payload) => {
+    const step = (w.allSteps && w.allSteps[id]) || (w.steps && w.steps[id]) || {};
+    const resume = schemaFields(step.resumeSchema, 'Nothing to fill in.');
+    const go = h('button', { type: 'submit', class: 'primary', 'data-testid': 'workflow-resume' }, 'Resume');
+    const note = h('div');
+    const rf = h('form', { class: 'tool-form', 'data-testid': 'workflow-resume-form' },
+      h('h2', {}, `Step “${id}” is waiting for you`),
+      payload && Object.keys(payload).length ? h('pre', { class: 'result' }, JSON.stringify(payload, null, 2)) : null,
+      resume.fields, note, h('div', { class: 'actions' }, go));
+    rf.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let data;
+      try { data = collect(resume.inputs); } catch (e) { return note.replaceChildren(errorBox({ status: 0, error: e.message }, 'workflow-error')); }
+      go.disabled = true;
+      const r = await api('POST', `${base}/resume?runId=${encodeURIComponent(runId)}`, { step: id.split('.'), resumeData: data });
+      if (!r.ok) { go.disabled = false; return note.replaceChildren(errorBox(r, 'workflow-error')); }
+      rf.remove();
+    });
+    out.append(rf);
+  };
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    let inputData;
+    try { inputData = collect(inputs); } catch (e) { return out.replaceChildren(errorBox({ status: 0, error: e.message }, 'workflow-error')); }
+    btn.disabled = true;
+    steps.replaceChildren();
+    out.replaceChildren();
+    for (const k of Object.keys(stepRow)) delete stepRow[k];
+    const created = await api('POST', `${base}/create-run`, {});
+    if (!created.ok) { btn.disabled = false; return out.replaceChildren(errorBox(created, 'workflow-error')); }
+    const runId = created.data.runId;
+    try {
+      const r = await fetch(`${base}/stream?runId=${encodeURIComponent(runId)}`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ inputData }) });
+      if (!r.ok) {
+        const t = await r.text();
+        let e = t; try { e = JSON.parse(t).error || t; } catch { /* text */ }
+        out.replaceChildren(errorBox({ status: r.status, error: str(e) }, 'workflow-error'));
+      } else {
+        await readRecords(r, (rec) => {
+          const p = rec.payload || {};
+          if (rec.type === 'step-start') showStep(p.id, 'running');
+          else if (rec.type === 'step-result') showStep(p.id, p.status, p.status === 'failed' ? p.error : p.output);
+          else if (rec.type === 'step-waiting') showStep(p.id, 'waiting');
+          else if (rec.type === 'step-suspended') { showStep(p.id, 'suspended', p.suspendPayload); askResume(runId, p.id, p.suspendPayload); }
+        });
+        const done = await api('GET', `${base}/runs/${encodeURIComponent(runId)}/execution-result`);
+        if (!done.ok) out.append(errorBox(done, 'workflow-error'));
+        else {
+          const d = done.data;
+          out.append(h('p', { class: 'meta', 'data-testid': 'workflow-status' }, `Run ${runId}: ${d.status}`),
+            h('pre', { class: 'result', 'data-testid': 'workflow-result' }, JSON.stringify(d.status === 'failed' ? d.error : d.result, null, 2) ?? 'null'));
+        }
+      }
+    } catch (e) {
+      out.append(errorBox({ status: 0, error: (e && e.message) || String(e) }, 'workflow-error'));
+    }
+    btn.disabled = false;
+  });
+  view.append(form, steps, out);
 }
 
 /* ---------- Tools ---------- */
@@ -426,17 +533,10 @@ function collect(inputs) {
   return out;
 }
 
-async function renderToolPage(view, wanted) {
-  view.append(h('p', { class: 'crumbs' }, h('a', { href: '#/tools' }, '← All tools')));
-  const res = await api('GET', '/api/tools');
-  if (!res.ok) return view.append(h('h1', {}, wanted), errorBox(res, 'tool-load-error'));
-  const found = entriesOf(res.data).find(([k, t]) => k === wanted || toolId(k, t) === wanted);
-  if (!found) return view.append(h('h1', {}, wanted), errorBox({ status: 404, error: `Tool "${wanted}" not found` }, 'tool-load-error'));
-  const [key, tool] = found;
-  const id = toolId(key, tool);
-  view.append(h('h1', {}, id), tool.description ? h('p', { class: 'lead' }, str(tool.description)) : null);
-
-  const schema = parseSchema(tool.inputSchema);
+// One control per property of an object schema (a superjson string or a plain schema):
+// {props (null without an object schema), inputs (name → control), fields (the fieldset)}.
+function schemaFields(rawSchema, noInput) {
+  const schema = parseSchema(rawSchema);
   const props = schema && (schema.properties || schema.type === 'object') ? schema.properties || {} : null;
   const required = new Set((schema && Array.isArray(schema.required)) ? schema.required : []);
   const inputs = {};
@@ -447,10 +547,24 @@ async function renderToolPage(view, wanted) {
       inputs[name] = f.input;
       fields.append(f.node);
     }
-    if (!Object.keys(props).length) fields.append(empty('This tool takes no input.'));
+    if (!Object.keys(props).length) fields.append(empty(noInput));
   } else {
     fields.append(empty('No object schema available — use raw JSON input.'));
   }
+  return { props, inputs, fields };
+}
+
+async function renderToolPage(view, wanted) {
+  view.append(h('p', { class: 'crumbs' }, h('a', { href: '#/tools' }, '← All tools')));
+  const res = await api('GET', '/api/tools');
+  if (!res.ok) return view.append(h('h1', {}, wanted), errorBox(res, 'tool-load-error'));
+  const found = entriesOf(res.data).find(([k, t]) => k === wanted || toolId(k, t) === wanted);
+  if (!found) return view.append(h('h1', {}, wanted), errorBox({ status: 404, error: `Tool "${wanted}" not found` }, 'tool-load-error'));
+  const [key, tool] = found;
+  const id = toolId(key, tool);
+  view.append(h('h1', {}, id), tool.description ? h('p', { class: 'lead' }, str(tool.description)) : null);
+
+  const { props, inputs, fields } = schemaFields(tool.inputSchema, 'This tool takes no input.');
 
   const raw = h('textarea', { id: 'raw-input', class: 'mono raw', rows: 10, 'data-testid': 'tool-raw', spellcheck: 'false' }, '{}');
   const rawToggle = h('input', { type: 'checkbox', id: 'raw-toggle', 'data-testid': 'tool-raw-toggle' });

@@ -1,7 +1,8 @@
 // Drives the playground in headless Chromium (playwright-core, the system browser): the tools
 // page lists the project's tools, a tool's form is built from its schema, and executing it
 // shows the result; a bad input shows the server's validation error; an agent's chat streams
-// an answer with its tool call and keeps the conversation in memory across a reload.
+// an answer with its tool call and keeps the conversation in memory across a reload; a workflow
+// runs from its page, stops at its approval step, and finishes when the form is resumed.
 // Usage: PLAYWRIGHT_FROM=<dir with node_modules/playwright-core> BASE_URL=http://127.0.0.1:4111 node playground.mjs [screenshot.png]
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -61,6 +62,20 @@ try {
     await page.reload();
     await page.waitForSelector('[data-testid="chat-msg"]:has-text("What is the weather in Berlin?")');
     page.setDefaultTimeout(10000);
+  });
+  await check('playground.runs-a-workflow-through-its-approval', async () => {
+    await page.goto(`${BASE}/#/workflows`);
+    await page.click('[data-testid="workflow-link-approvalWorkflow"]');
+    await page.fill('[data-testid="workflow-form"] [name="item"]', 'a laptop');
+    await page.click('[data-testid="workflow-run"]');
+    await page.waitForSelector('[data-testid="workflow-step-request-approval"][data-status="suspended"]');
+    await page.check('[data-testid="workflow-resume-form"] [name="approved"]');
+    await page.click('[data-testid="workflow-resume"]');
+    const status = await page.waitForSelector('[data-testid="workflow-status"]');
+    if (!(await status.textContent()).includes('success')) throw new Error(`run did not succeed: ${await status.textContent()}`);
+    const result = await page.textContent('[data-testid="workflow-result"]');
+    if (!result.includes('a laptop was approved')) throw new Error(`unexpected result: ${result}`);
+    await page.waitForSelector('[data-testid="workflow-step-request-approval"][data-status="success"]');
   });
   if (process.argv[2]) await page.screenshot({ path: process.argv[2], fullPage: true });
   // A server with an API key: the page asks for it once, then works.
