@@ -7,6 +7,7 @@ pub mod agent;
 pub mod config;
 pub mod expr;
 pub mod inference;
+pub mod mcp;
 pub mod memory;
 pub mod net;
 pub mod server;

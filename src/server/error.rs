@@ -186,3 +186,18 @@ impl From<crate::workflow::WorkflowError> for ApiError {
         }
     }
 }
+
+impl From<crate::mcp::McpError> for ApiError {
+    fn from(e: crate::mcp::McpError) -> ApiError {
+        use crate::mcp::McpError;
+        match e {
+            McpError::ServerNotFound(_) | McpError::ToolNotFound { .. } => {
+                ApiError::not_found(e.to_string())
+            }
+            McpError::InvalidArguments(ref problems) => {
+                ApiError::bad_request(e.to_string()).with_details(json!(problems))
+            }
+            McpError::Failed(m) => ApiError::internal(m),
+        }
+    }
+}

@@ -6,6 +6,7 @@ mod agents;
 mod error;
 mod legacy_workflows;
 mod logs;
+mod mcp;
 mod memory;
 mod middleware;
 mod pending;
@@ -165,7 +166,14 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     );
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mcp = Arc::new(crate::mcp::McpServers::from_project(
+        &project,
+        &tools,
+        agents.clone(),
+        runs.clone(),
+    ));
     let state = Arc::new(AppState {
+        mcp,
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
         api_key: opts.api_key.clone().filter(|k| !k.is_empty()),
         dev: opts.dev,
@@ -339,6 +347,19 @@ fn api_router() -> Router {
                 .get(vector::describe)
                 .delete(vector::delete),
         );
+    let router = router
+        .push(Router::with_path("api/mcp/v0/servers").get(mcp::list_servers))
+        .push(Router::with_path("api/mcp/v0/servers/{id}").get(mcp::server_details))
+        .push(
+            Router::with_path("api/mcp/{serverId}/mcp")
+                .post(mcp::streamable_post)
+                .get(mcp::streamable_get),
+        )
+        .push(Router::with_path("api/mcp/{serverId}/sse").get(mcp::sse))
+        .push(Router::with_path("api/mcp/{serverId}/messages").post(mcp::post_message))
+        .push(Router::with_path("api/mcp/{serverId}/tools").get(mcp::list_tools))
+        .push(Router::with_path("api/mcp/{serverId}/tools/{toolId}").get(mcp::get_tool))
+        .push(Router::with_path("api/mcp/{serverId}/tools/{toolId}/execute").post(mcp::execute));
     // Before the workflow routes: `/api/workflows/legacy` must not read as a workflow id.
     let router = router
         .push(Router::with_path("api/workflows/legacy").get(legacy_workflows::list))

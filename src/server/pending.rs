@@ -35,15 +35,6 @@ macro_rules! pending_routes {
 }
 
 pending_routes! {
-    get_api_mcp_v0_servers get "mcp" "api/mcp/v0/servers";
-    get_api_mcp_v0_servers_id get "mcp" "api/mcp/v0/servers/{id}";
-    get_api_mcp_server_id_mcp get "mcp" "api/mcp/{serverId}/mcp";
-    post_api_mcp_server_id_mcp post "mcp" "api/mcp/{serverId}/mcp";
-    post_api_mcp_server_id_messages post "mcp" "api/mcp/{serverId}/messages";
-    get_api_mcp_server_id_sse get "mcp" "api/mcp/{serverId}/sse";
-    get_api_mcp_server_id_tools get "mcp" "api/mcp/{serverId}/tools";
-    get_api_mcp_server_id_tools_tool_id get "mcp" "api/mcp/{serverId}/tools/{toolId}";
-    post_api_mcp_server_id_tools_tool_id_execute post "mcp" "api/mcp/{serverId}/tools/{toolId}/execute";
     get_api_networks get "networks" "api/networks";
     get_api_networks_v_next get "vNextNetworks" "api/networks/v-next";
     get_api_networks_v_next_network_id get "vNextNetworks" "api/networks/v-next/{networkId}";

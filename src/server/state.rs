@@ -16,6 +16,8 @@ pub struct AppState {
     pub agents: crate::agent::Agents,
     pub memory: Arc<crate::memory::engine::Memory>,
     pub runs: Arc<crate::workflow::runs::Runs>,
+    /// MCP servers and their transports' sessions.
+    pub mcp: Arc<crate::mcp::McpServers>,
     /// Generators and embedders by model name.
     pub models: Models,
     /// Vector stores by name.

@@ -10,6 +10,7 @@ mod conventions;
 mod durability;
 mod inference;
 mod logs;
+mod mcp;
 mod memory;
 mod playground;
 mod telemetry;
