@@ -143,11 +143,18 @@ pub struct RunServices {
     pub span_retention: (u64, u64),
 }
 
+/// Told about every agent call that finishes (e.g. to score it).
+pub trait CallObserver: Send + Sync {
+    fn finished(&self, agent: &Arc<Agent>, opts: &options::CallOptions, result: &run::RunResult);
+}
+
 /// All agents of a project, in declaration order, and what their runs need.
 #[derive(Clone)]
 pub struct Agents {
     agents: IndexMap<String, Arc<Agent>>,
     services: RunServices,
+    /// Set once, after the parts that observe calls (which may call agents themselves) exist.
+    observer: Arc<std::sync::OnceLock<Arc<dyn CallObserver>>>,
 }
 
 impl Agents {
@@ -164,7 +171,11 @@ impl Agents {
             let agent = Agent::build(key, cfg, tools, models, embedder.clone())?;
             agents.insert(key.clone(), Arc::new(agent));
         }
-        Ok(Agents { agents, services })
+        Ok(Agents {
+            agents,
+            services,
+            observer: Default::default(),
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Agent>> {
@@ -177,8 +188,26 @@ impl Agents {
             .ok_or_else(|| AgentError::NotFound(key.to_string()))
     }
 
-    /// Runs a call of `agent` (see [`run::run`]).
+    /// Tells `observer` about every call that finishes from now on (the first one set stays).
+    pub fn observe_with(&self, observer: Arc<dyn CallObserver>) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Runs a call of `agent` (see [`run::run`]), with its memory when it has one.
     pub async fn call(
+        &self,
+        agent: &Arc<Agent>,
+        opts: &options::CallOptions,
+        events: Option<tokio::sync::mpsc::UnboundedSender<run::AgentEvent>>,
+    ) -> Result<run::RunResult, AgentError> {
+        let result = self.call_with_memory(agent, opts, events).await?;
+        if let Some(observer) = self.observer.get() {
+            observer.finished(agent, opts, &result);
+        }
+        Ok(result)
+    }
+
+    async fn call_with_memory(
         &self,
         agent: &Arc<Agent>,
         opts: &options::CallOptions,

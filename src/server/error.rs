@@ -201,3 +201,12 @@ impl From<crate::mcp::McpError> for ApiError {
         }
     }
 }
+
+impl From<crate::scores::ScoreError> for ApiError {
+    fn from(e: crate::scores::ScoreError) -> ApiError {
+        match e {
+            crate::scores::ScoreError::Invalid(m) => ApiError::bad_request(m),
+            crate::scores::ScoreError::Storage(s) => s.into(),
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod middleware;
 mod pending;
 mod playground;
 pub mod request;
+mod scores;
 mod state;
 mod system;
 mod telemetry;
@@ -67,6 +68,8 @@ pub enum ServerError {
     Agents(#[from] crate::agent::AgentError),
     #[error(transparent)]
     Workflows(#[from] crate::workflow::WorkflowError),
+    #[error(transparent)]
+    Scores(#[from] crate::scores::ScoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -166,6 +169,14 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     );
     let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let scores = Arc::new(crate::scores::Scores::from_project(
+        &project,
+        store.clone(),
+    )?);
+    agents.observe_with(Arc::new(crate::scores::LiveScoring {
+        scores: scores.clone(),
+        agents: agents.clone(),
+    }));
     let mcp = Arc::new(crate::mcp::McpServers::from_project(
         &project,
         &tools,
@@ -174,6 +185,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     ));
     let state = Arc::new(AppState {
         mcp,
+        scores,
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
         api_key: opts.api_key.clone().filter(|k| !k.is_empty()),
         dev: opts.dev,
@@ -348,6 +360,12 @@ fn api_router() -> Router {
                 .delete(vector::delete),
         );
     let router = router
+        .push(Router::with_path("api/scores").post(scores::save))
+        .push(Router::with_path("api/scores/scorers").get(scores::list_scorers))
+        .push(Router::with_path("api/scores/scorers/{scorerId}").get(scores::get_scorer))
+        .push(Router::with_path("api/scores/run/{runId}").get(scores::by_run))
+        .push(Router::with_path("api/scores/scorer/{scorerId}").get(scores::by_scorer))
+        .push(Router::with_path("api/scores/entity/{entityType}/{entityId}").get(scores::by_entity))
         .push(Router::with_path("api/mcp/v0/servers").get(mcp::list_servers))
         .push(Router::with_path("api/mcp/v0/servers/{id}").get(mcp::server_details))
         .push(

@@ -45,10 +45,4 @@ pending_routes! {
     get_api_networks_network_id get "networks" "api/networks/{networkId}";
     post_api_networks_network_id_generate post "networks" "api/networks/{networkId}/generate";
     post_api_networks_network_id_stream post "networks" "api/networks/{networkId}/stream";
-    post_api_scores post "scores" "api/scores";
-    get_api_scores_entity_entity_type_entity_id get "scores" "api/scores/entity/{entityType}/{entityId}";
-    get_api_scores_run_run_id get "scores" "api/scores/run/{runId}";
-    get_api_scores_scorer_scorer_id get "scores" "api/scores/scorer/{scorerId}";
-    get_api_scores_scorers get "scores" "api/scores/scorers";
-    get_api_scores_scorers_scorer_id get "scores" "api/scores/scorers/{scorerId}";
 }

@@ -18,6 +18,8 @@ pub struct AppState {
     pub runs: Arc<crate::workflow::runs::Runs>,
     /// MCP servers and their transports' sessions.
     pub mcp: Arc<crate::mcp::McpServers>,
+    /// Scorers and score rows.
+    pub scores: Arc<crate::scores::Scores>,
     /// Generators and embedders by model name.
     pub models: Models,
     /// Vector stores by name.

@@ -51,6 +51,7 @@ async fn scripted(req: &mut Request, res: &mut Response) {
         "thrower" if can_call && last["role"] != "tool" => {
             (String::new(), call("failing", json!({})))
         }
+        "judge" => (r#"{"score": 0.75, "reason": "clear"}"#.to_string(), None),
         "weather" if can_call && last["role"] != "tool" => (
             String::new(),
             call("weatherTool", json!({"city": "Berlin"})),
@@ -905,6 +906,141 @@ async fn a2a_cards_and_tasks_in_both_protocol_generations() {
             .await
             .status,
         404
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_scored_live_and_scores_are_stored() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&format!(
+        r#"
+models:
+  weather: {{ openai: {{ base_url: "{base}", model: weather }} }}
+  judge: {{ openai: {{ base_url: "{base}", model: judge }} }}
+tools:
+  weatherTool:
+    description: Current weather for a city
+    input_schema: {{ type: object, properties: {{ city: {{ type: string }} }}, required: [city] }}
+    jq: '{{city: .city, temperatureC: 21}}'
+scorers:
+  length: {{ description: Answer length, jq: '.output | length' }}
+  judged: {{ judge: judgeAgent }}
+  never: {{ jq: '1' }}
+agents:
+  weatherAgent:
+    instructions: You answer questions about the weather.
+    model: weather
+    tools: [weatherTool]
+    scorers: [{{ scorer: length }}, {{ scorer: judged }}, {{ scorer: never, sampling_rate: 0 }}]
+  judgeAgent: {{ instructions: You judge answers., model: judge }}
+workflows:
+  w: {{ steps: [ {{ id: a, map: '1' }} ] }}
+"#
+    ))
+    .await;
+    let scorers = s.get("/api/scores/scorers").await.json();
+    assert_eq!(
+        scorers["length"]["agentIds"],
+        json!(["weatherAgent"]),
+        "{scorers}"
+    );
+    assert_eq!(
+        scorers["length"]["scorer"]["config"]["description"],
+        "Answer length"
+    );
+    assert_eq!(
+        scorers["never"]["sampling"],
+        json!({"type": "ratio", "rate": 0.0})
+    );
+    assert_eq!(
+        s.get("/api/scores/scorers/judged").await.json()["workflowIds"],
+        json!([])
+    );
+    assert_eq!(s.get("/api/scores/scorers/nope").await.json(), Value::Null);
+
+    let answer = s
+        .post(
+            "/api/agents/weatherAgent/generate",
+            json!({"messages": "Weather in Berlin?", "runId": "scored-run"}),
+        )
+        .await
+        .json();
+    let text = answer["text"].as_str().unwrap().to_string();
+    let rows = crate::support::eventually("both scores of the answer", || async {
+        let r = s.get("/api/scores/run/scored-run").await.json();
+        (r["pagination"]["total"] == 2).then_some(r)
+    })
+    .await;
+    let rows = rows["scores"].as_array().unwrap();
+    let by = |scorer: &str| {
+        rows.iter()
+            .find(|r| r["scorerId"] == scorer)
+            .unwrap()
+            .clone()
+    };
+    let length = by("length");
+    assert_eq!(length["score"], text.chars().count() as f64, "{length}");
+    assert_eq!(length["entityId"], "weatherAgent");
+    assert_eq!(length["entityType"], "AGENT");
+    assert_eq!(length["source"], "LIVE");
+    assert_eq!(length["input"], "Weather in Berlin?");
+    assert_eq!(length["output"], text);
+    assert!(length["createdAt"].as_str().unwrap().ends_with('Z'));
+    let judged = by("judged");
+    assert_eq!(
+        (judged["score"].clone(), judged["reason"].clone()),
+        (json!(0.75), json!("clear"))
+    );
+    let never = s.get("/api/scores/scorer/never").await.json();
+    assert_eq!(
+        never["pagination"]["total"], 0,
+        "sampling rate 0 never scores"
+    );
+
+    // Rows saved by clients: the row itself or wrapped in `score`; bad rows are 400.
+    let row = json!({"runId": "manual", "scorerId": "length", "entityId": "weatherAgent", "entityType": "AGENT", "score": 0.5, "source": "TEST"});
+    let saved = s.post("/api/scores", row.clone()).await.json();
+    assert!(
+        saved["score"]["id"].as_str().unwrap().starts_with("score_"),
+        "{saved}"
+    );
+    assert_eq!(saved["score"]["reason"], Value::Null);
+    let wrapped = s.post("/api/scores", json!({"score": row})).await;
+    assert_eq!(wrapped.status, 200, "{}", wrapped.text);
+    let r = s
+        .post("/api/scores", json!({"scorerId": "length", "score": 1}))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.error().contains("entityId"), "{}", r.text);
+    let r = s
+        .post("/api/scores", json!({"runId": "x", "scorerId": "length", "entityId": "a", "entityType": "AGENT", "score": "high"}))
+        .await;
+    assert_eq!(r.status, 400);
+
+    let page = s
+        .get("/api/scores/scorer/length?perPage=1&page=0&entityId=weatherAgent")
+        .await
+        .json();
+    assert_eq!(
+        page["pagination"],
+        json!({"total": 3, "page": 0, "perPage": 1, "hasMore": true})
+    );
+    let by_entity = s.get("/api/scores/entity/AGENT/weatherAgent").await.json();
+    assert_eq!(by_entity["pagination"]["total"], 4);
+    let r = s.get("/api/scores/entity/AGENT/nope").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "Agent with id nope not found".into())
+    );
+    let r = s.get("/api/scores/entity/WORKFLOW/nope").await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "Workflow with id nope not found".into())
+    );
+    assert_eq!(
+        s.get("/api/scores/entity/WORKFLOW/w").await.json()["pagination"]["total"],
+        0
     );
     s.stop().await;
 }
