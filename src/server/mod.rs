@@ -143,6 +143,13 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         models.embedder(crate::inference::embedded::EMBEDDING_MODEL),
         semantic,
     ));
+    if !project.mcp_clients.is_empty() {
+        // Declared but not connected yet: say so rather than let the tools silently be missing.
+        tracing::warn!(
+            clients = project.mcp_clients.len(),
+            "mcp_clients are not connected by this build: their tools are not available"
+        );
+    }
     let span_retention = (
         project.server.telemetry.max_rows,
         project.server.telemetry.max_age_hours * 3_600_000,

@@ -266,12 +266,21 @@ pub fn store_spans(
     max_rows: u64,
     max_age_ms: u64,
 ) -> Result<()> {
+    store.write_blocking(|tx| append_spans(tx, spans, max_rows, max_age_ms))
+}
+
+/// Appends spans and applies retention inside a write transaction (so a caller can commit them
+/// with its own data).
+pub fn append_spans(
+    tx: &redb::WriteTransaction,
+    spans: &[SpanRecord],
+    max_rows: u64,
+    max_age_ms: u64,
+) -> Result<()> {
     let min_time = super::logs::now_ms().saturating_sub(max_age_ms);
-    store.write_blocking(|tx| {
-        journal::append(tx, spans)?;
-        journal::prune::<SpanRecord>(tx, max_rows, min_time)?;
-        Ok(())
-    })
+    journal::append(tx, spans)?;
+    journal::prune::<SpanRecord>(tx, max_rows, min_time)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::definition::{Action, Duration, Jq, LoopKind, Step};
 use super::{Workflow, WorkflowError, Workflows};
 use crate::storage::collection::{self, Order, Record, WORKFLOW_RUNS};
 use crate::storage::{StorageError, Store};
-use crate::telemetry::spans::{OpenSpan, SpanRecord, store_spans};
+use crate::telemetry::spans::{OpenSpan, SpanRecord, append_spans};
 
 /// Most iterations a loop may make (a guard against conditions that never change).
 pub const MAX_ITERATIONS: usize = 10_000;
@@ -881,24 +881,37 @@ impl<'a> Interpreter<'a> {
             }
             Err(Halt::Canceled) => s.status = Status::Canceled,
         });
-        if let Err(h) = self.persist().await {
-            tracing::warn!(run_id = %self.run_id(), halt = ?h, "run could not be saved");
-        }
-        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        // The final state and the pass's spans go in one commit.
+        let _one_at_a_time = self.saving.lock().await;
+        let mut state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
+        state.updated_ms = now_ms();
         tracing::info!(run_id = %state.run_id, workflow = %state.workflow, status = state.status.as_str(), "workflow run halted");
-        if let Some((rows, age)) = self.env.span_retention {
-            let mut spans = self.spans.into_inner().unwrap_or_else(|p| p.into_inner());
-            let mut root = self.root;
-            root.attributes
-                .insert("status".into(), json!(state.status.as_str()));
-            spans.push(root.finish(state.error.as_deref()));
-            let store = self.env.store.clone();
-            // Tracing is best-effort: a failed span write must not fail the run.
-            let stored =
-                tokio::task::spawn_blocking(move || store_spans(&store, &spans, rows, age)).await;
-            if let Ok(Err(e)) = stored {
-                tracing::warn!(run_id = %state.run_id, error = %e, "could not store the run's spans");
+        let mut spans = self.spans.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut root = self.root;
+        root.attributes
+            .insert("status".into(), json!(state.status.as_str()));
+        spans.push(root.finish(state.error.as_deref()));
+        let (store, saved) = (self.env.store.clone(), state.clone());
+        let retention = self.env.span_retention;
+        let written = tokio::task::spawn_blocking(move || {
+            store.write_blocking(|tx| {
+                collection::put(tx, &saved)?;
+                if let Some((rows, age)) = retention
+                    && let Err(e) = append_spans(tx, &spans, rows, age)
+                {
+                    // Tracing is best-effort: spans that cannot be kept must not fail the run.
+                    tracing::warn!(run_id = %saved.run_id, error = %e, "could not store the run's spans");
+                }
+                Ok(())
+            })
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(run_id = %state.run_id, error = %e, "run could not be saved")
             }
+            Err(e) => tracing::warn!(run_id = %state.run_id, error = %e, "run could not be saved"),
         }
         state
     }

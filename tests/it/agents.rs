@@ -936,6 +936,8 @@ agents:
   judgeAgent: {{ instructions: You judge answers., model: judge }}
 workflows:
   w: {{ steps: [ {{ id: a, map: '1' }} ] }}
+mcp_servers:
+  agents-srv: {{ agents: [weatherAgent] }}
 "#
     ))
     .await;
@@ -1041,6 +1043,35 @@ workflows:
     assert_eq!(
         s.get("/api/scores/entity/WORKFLOW/w").await.json()["pagination"]["total"],
         0
+    );
+
+    // An agent served as an MCP tool answers with its text.
+    let tools = s.get("/api/mcp/agents-srv/tools").await.json();
+    assert_eq!(tools["tools"][0]["id"], "ask_weatherAgent");
+    assert_eq!(tools["tools"][0]["toolType"], "agent");
+    let r = s
+        .post(
+            "/api/mcp/agents-srv/tools/ask_weatherAgent/execute",
+            json!({"data": {"message": "Weather in Berlin?"}}),
+        )
+        .await
+        .json();
+    assert!(
+        r["result"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool said:"),
+        "{r}"
+    );
+    let r = s
+        .post(
+            "/api/mcp/agents-srv/tools/ask_weatherAgent/execute",
+            json!({"data": {"question": 1}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Invalid tool arguments".into())
     );
     s.stop().await;
 }
