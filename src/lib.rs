@@ -10,6 +10,7 @@ pub mod inference;
 pub mod mcp;
 pub mod memory;
 pub mod net;
+pub mod network;
 pub mod scores;
 pub mod server;
 pub mod storage;

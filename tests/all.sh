@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Scenario groups of ../shared/conformance that edgestra implements; grows with each capability.
-CONFORMANCE_GROUPS=${CONFORMANCE_GROUPS:-'^(system|agents|memory|workflows|a2a|tools|logs|telemetry|vector|mcp|scores)'}
+CONFORMANCE_GROUPS=${CONFORMANCE_GROUPS:-'^(system|agents|memory|workflows|a2a|tools|logs|telemetry|vector|mcp|scores|networks)'}
 
 cargo test --release --all-targets
 

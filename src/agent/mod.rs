@@ -143,9 +143,16 @@ pub struct RunServices {
     pub span_retention: (u64, u64),
 }
 
-/// Told about every agent call that finishes (e.g. to score it).
+/// Told about every agent call that finishes (e.g. to score it). It gets the agents to call
+/// them itself: holding them would keep them (and their storage) alive in a cycle.
 pub trait CallObserver: Send + Sync {
-    fn finished(&self, agent: &Arc<Agent>, opts: &options::CallOptions, result: &run::RunResult);
+    fn finished(
+        &self,
+        agents: &Agents,
+        agent: &Arc<Agent>,
+        opts: &options::CallOptions,
+        result: &run::RunResult,
+    );
 }
 
 /// All agents of a project, in declaration order, and what their runs need.
@@ -202,7 +209,7 @@ impl Agents {
     ) -> Result<run::RunResult, AgentError> {
         let result = self.call_with_memory(agent, opts, events).await?;
         if let Some(observer) = self.observer.get() {
-            observer.finished(agent, opts, &result);
+            observer.finished(self, agent, opts, &result);
         }
         Ok(result)
     }

@@ -385,11 +385,16 @@ impl Scores {
 /// Scores agent calls as they finish.
 pub struct LiveScoring {
     pub scores: Arc<Scores>,
-    pub agents: Agents,
 }
 
 impl CallObserver for LiveScoring {
-    fn finished(&self, agent: &Arc<Agent>, opts: &CallOptions, result: &RunResult) {
+    fn finished(
+        &self,
+        agents: &Agents,
+        agent: &Arc<Agent>,
+        opts: &CallOptions,
+        result: &RunResult,
+    ) {
         if !self
             .scores
             .iter()
@@ -397,7 +402,7 @@ impl CallObserver for LiveScoring {
         {
             return;
         }
-        let (scores, agents, agent) = (self.scores.clone(), self.agents.clone(), agent.clone());
+        let (scores, agents, agent) = (self.scores.clone(), agents.clone(), agent.clone());
         let (opts, result) = (opts.clone(), result.clone());
         // Scoring is not part of the answer: it never delays or fails the call.
         tokio::spawn(async move {

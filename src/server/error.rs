@@ -210,3 +210,14 @@ impl From<crate::scores::ScoreError> for ApiError {
         }
     }
 }
+
+impl From<crate::network::NetworkError> for ApiError {
+    fn from(e: crate::network::NetworkError) -> ApiError {
+        use crate::network::NetworkError;
+        match e {
+            NetworkError::NotFound(_) => ApiError::not_found(e.to_string()),
+            NetworkError::Invalid(m) => ApiError::bad_request(m),
+            NetworkError::Failed(m) | NetworkError::Config(m) => ApiError::internal(m),
+        }
+    }
+}

@@ -23,14 +23,12 @@ struct Resolved {
     config: MemoryConfig,
 }
 
-/// `Some` when the addressed agent has memory; 404 for unknown agents or networks.
+/// `Some` when the addressed agent has memory; 404 for unknown agents or networks. Networks
+/// keep no memory of their own (their agents do), so a known network has none.
 fn lookup(state: &AppState, req: &Request) -> Result<Option<Resolved>, ApiError> {
-    if req
-        .query::<String>("networkId")
-        .is_some_and(|s| !s.is_empty())
-    {
-        // Networks are not built yet: no network id resolves.
-        return Err(ApiError::not_found("Network not found"));
+    if let Some(network) = req.query::<String>("networkId").filter(|s| !s.is_empty()) {
+        state.networks.get(&network)?;
+        return Ok(None);
     }
     let Some(agent_id) = req.query::<String>("agentId").filter(|s| !s.is_empty()) else {
         return Ok(None);

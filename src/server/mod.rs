@@ -9,7 +9,7 @@ mod logs;
 mod mcp;
 mod memory;
 mod middleware;
-mod pending;
+mod networks;
 mod playground;
 pub mod request;
 mod scores;
@@ -70,6 +70,8 @@ pub enum ServerError {
     Workflows(#[from] crate::workflow::WorkflowError),
     #[error(transparent)]
     Scores(#[from] crate::scores::ScoreError),
+    #[error(transparent)]
+    Networks(#[from] crate::network::NetworkError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -182,7 +184,6 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     )?);
     agents.observe_with(Arc::new(crate::scores::LiveScoring {
         scores: scores.clone(),
-        agents: agents.clone(),
     }));
     let mcp = Arc::new(crate::mcp::McpServers::from_project(
         &project,
@@ -190,9 +191,17 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         agents.clone(),
         runs.clone(),
     ));
+    let networks = Arc::new(crate::network::Networks::from_project(
+        &project,
+        &models,
+        &tools,
+        agents.clone(),
+        runs.clone(),
+    )?);
     let state = Arc::new(AppState {
         mcp,
         scores,
+        networks,
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
         api_key: opts.api_key.clone().filter(|k| !k.is_empty()),
         dev: opts.dev,
@@ -367,6 +376,23 @@ fn api_router() -> Router {
                 .delete(vector::delete),
         );
     let router = router
+        .push(Router::with_path("api/networks").get(networks::legacy_list))
+        .push(Router::with_path("api/networks/v-next").get(networks::list))
+        .push(Router::with_path("api/networks/v-next/{networkId}").get(networks::get))
+        .push(
+            Router::with_path("api/networks/v-next/{networkId}/generate").post(networks::generate),
+        )
+        .push(Router::with_path("api/networks/v-next/{networkId}/loop").post(networks::run_loop))
+        .push(
+            Router::with_path("api/networks/v-next/{networkId}/loop-stream")
+                .post(networks::loop_stream),
+        )
+        .push(Router::with_path("api/networks/v-next/{networkId}/stream").post(networks::stream))
+        .push(Router::with_path("api/networks/{networkId}").get(networks::legacy_get))
+        .push(
+            Router::with_path("api/networks/{networkId}/generate").post(networks::legacy_generate),
+        )
+        .push(Router::with_path("api/networks/{networkId}/stream").post(networks::legacy_stream))
         .push(Router::with_path("api/scores").post(scores::save))
         .push(Router::with_path("api/scores/scorers").get(scores::list_scorers))
         .push(Router::with_path("api/scores/scorers/{scorerId}").get(scores::get_scorer))
@@ -417,7 +443,7 @@ fn api_router() -> Router {
             Router::with_path("api/workflows/legacy/{workflowId}/watch")
                 .get(legacy_workflows::watch),
         );
-    pending::routes(router)
+    router
         .push(Router::with_path("api/workflows/{workflowId}").get(workflows::get))
         .push(Router::with_path("api/workflows/{workflowId}/runs").get(workflows::list_runs))
         .push(Router::with_path("api/workflows/{workflowId}/runs/{runId}").get(workflows::get_run))

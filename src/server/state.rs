@@ -20,6 +20,8 @@ pub struct AppState {
     pub mcp: Arc<crate::mcp::McpServers>,
     /// Scorers and score rows.
     pub scores: Arc<crate::scores::Scores>,
+    /// Agent networks.
+    pub networks: Arc<crate::network::Networks>,
     /// Generators and embedders by model name.
     pub models: Models,
     /// Vector stores by name.

@@ -52,6 +52,20 @@ async fn scripted(req: &mut Request, res: &mut Response) {
             (String::new(), call("failing", json!({})))
         }
         "judge" => (r#"{"score": 0.75, "reason": "clear"}"#.to_string(), None),
+        // A router: the weather agent first, then done; a doubling task goes to the workflow.
+        "router" => {
+            let asked = last["content"].as_str().unwrap_or_default();
+            let decision = if asked.contains("Done so far") {
+                json!({"resourceType": "none", "resourceId": "", "prompt": "All done", "input": {}, "isComplete": true, "reason": "answered"})
+            } else if asked.contains("double") {
+                json!({"resourceType": "workflow", "resourceId": "double", "prompt": "", "input": {"n": 21}, "isComplete": false, "reason": "arithmetic"})
+            } else if asked.contains("bogus") {
+                json!({"resourceType": "agent", "resourceId": "nope", "prompt": "", "input": {}, "isComplete": false, "reason": "confused"})
+            } else {
+                json!({"resourceType": "agent", "resourceId": "weatherAgent", "prompt": "Weather in Berlin?", "input": {}, "isComplete": false, "reason": "weather"})
+            };
+            (decision.to_string(), None)
+        }
         "weather" if can_call && last["role"] != "tool" => (
             String::new(),
             call("weatherTool", json!({"city": "Berlin"})),
@@ -1073,5 +1087,172 @@ mcp_servers:
         (r.status, r.error()),
         (400, "Invalid tool arguments".into())
     );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_route_tasks_to_agents_and_workflows() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&format!(
+        r#"
+models:
+  weather: {{ openai: {{ base_url: "{base}", model: weather }} }}
+  router: {{ openai: {{ base_url: "{base}", model: router }} }}
+tools:
+  weatherTool:
+    description: Current weather for a city
+    input_schema: {{ type: object, properties: {{ city: {{ type: string }} }}, required: [city] }}
+    jq: '{{city: .city, temperatureC: 21}}'
+agents:
+  weatherAgent: {{ name: Weather Agent, instructions: You answer questions about the weather., model: weather, tools: [weatherTool] }}
+workflows:
+  double:
+    description: Doubles n
+    input_schema: {{ type: object, properties: {{ n: {{ type: integer }} }}, required: [n] }}
+    steps: [ {{ id: twice, map: '{{n: (.input.n * 2)}}' }} ]
+networks:
+  helpers:
+    name: Helpers Network
+    instructions: Send weather questions to the weather agent and arithmetic to the workflow.
+    model: router
+    agents: [weatherAgent]
+    workflows: [double]
+    tools: [weatherTool]
+"#
+    ))
+    .await;
+    let list = s.get("/api/networks/v-next").await.json();
+    let net = &list[0];
+    assert_eq!(net["id"], "helpers", "{list}");
+    assert_eq!(net["agents"][0]["name"], "Weather Agent");
+    assert_eq!(net["workflows"][0]["name"], "double");
+    assert!(net["workflows"][0]["inputSchema"].is_string());
+    assert_eq!(net["tools"][0]["id"], "weatherTool");
+    assert_eq!(net["routingModel"]["modelId"], "router");
+    assert_eq!(s.get("/api/networks/v-next/helpers").await.json(), *net);
+    let r = s.get("/api/networks/v-next/nope").await;
+    assert_eq!((r.status, r.error()), (404, "Network not found".into()));
+    let legacy = s.get("/api/networks").await.json();
+    assert_eq!(legacy[0]["id"], "Helpers_Network");
+    assert_eq!(
+        s.get("/api/networks/Helpers_Network").await.json()["name"],
+        "Helpers Network"
+    );
+    assert_eq!(s.get("/api/networks/helpers").await.status, 404);
+
+    // One routing step: the agent answers.
+    let one = s
+        .post(
+            "/api/networks/v-next/helpers/generate",
+            json!({"message": "What is the weather?"}),
+        )
+        .await
+        .json();
+    assert_eq!(one["resourceType"], "agent", "{one}");
+    assert_eq!(one["resourceId"], "weatherAgent");
+    assert!(
+        one["result"].as_str().unwrap().starts_with("Tool said:"),
+        "{one}"
+    );
+    let wf = s
+        .post(
+            "/api/networks/v-next/helpers/generate",
+            json!({"message": "double 21"}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        (wf["resourceType"].clone(), wf["result"].clone()),
+        (json!("workflow"), json!("{\"n\":42}"))
+    );
+    let r = s
+        .post("/api/networks/v-next/helpers/generate", json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "Argument \"message\" is required".into())
+    );
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/generate",
+            json!({"message": "bogus"}),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert!(r.error().contains("routing answer"), "{}", r.text);
+
+    // A loop: the agent, then the router finishes.
+    let done = s
+        .post(
+            "/api/networks/v-next/helpers/loop",
+            json!({"message": "What is the weather?"}),
+        )
+        .await
+        .json();
+    assert_eq!(done["status"], "success", "{done}");
+    assert_eq!(done["result"]["iteration"], 2);
+    assert_eq!(done["result"]["isComplete"], true);
+    assert_eq!(done["result"]["result"], "All done");
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/loop",
+            json!({"message": "x", "maxIterations": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+
+    // The streamed loop: v1 workflow events from start to finish.
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/loop-stream",
+            json!({"message": "What is the weather?"}),
+        )
+        .await;
+    let records: Vec<Value> = r
+        .text
+        .split('\u{1e}')
+        .filter(|t| !t.is_empty())
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    let kinds: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r["type"].as_str().unwrap(),
+                r["payload"]["id"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(kinds.first().unwrap(), "start:");
+    assert_eq!(kinds.last().unwrap(), "finish:");
+    assert!(
+        kinds.contains(&"step-result:agent-step".to_string()),
+        "{kinds:?}"
+    );
+    let last_result = records
+        .iter()
+        .rev()
+        .find(|r| r["type"] == "step-result")
+        .unwrap();
+    assert_eq!(last_result["payload"]["id"], "final-step");
+    assert_eq!(last_result["payload"]["output"]["result"], "All done");
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/stream",
+            json!({"message": "double it"}),
+        )
+        .await;
+    assert!(r.text.contains("workflow-step"), "{}", r.text);
+    let r = s
+        .post(
+            "/api/networks/Helpers_Network/generate",
+            json!({"messages": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 501);
+    // Network memory: the network is known, and keeps no memory of its own.
+    let r = s.get("/api/memory/network/status?networkId=helpers").await;
+    assert_eq!(r.json()["result"], false, "{}", r.text);
     s.stop().await;
 }

@@ -77,10 +77,10 @@ async fn errors_are_json_with_the_right_status() {
     assert_eq!(r.status, 400);
     assert!(r.error().contains("must be a JSON object"));
 
-    // Not-yet-built groups say so, with 501, never a fake answer.
-    let r = s.get("/api/scores/scorers").await;
+    // What is not served says so, with 501, never a fake answer.
+    let r = s.post("/api/networks/x/generate", json!({})).await;
     assert_eq!(r.status, 501);
-    assert!(r.error().contains("not implemented"));
+    assert!(r.error().contains("not served"), "{}", r.text);
     s.stop().await;
 }
 
