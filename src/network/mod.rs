@@ -1,7 +1,10 @@
 //! Agent networks declared under `networks:` (spec §4.3): a routing model that, step by step,
 //! hands a task to one of the network's agents, workflows or tools and decides when the task is
-//! done. Each decision is constrained to a JSON Schema listing exactly the network's primitives,
-//! so even a small local model can only pick one that exists. Knows nothing of HTTP.
+//! done. A model that decides on its own (a remote one) answers each decision as JSON constrained
+//! to a schema listing exactly the network's primitives. A small local model does not choose
+//! well (DESIGN.md §3), so for it the task is compared with each primitive's description by
+//! sentence embeddings, as agents pick tools, and the model only writes the chosen workflow's or
+//! tool's input, under that input's own schema. Knows nothing of HTTP.
 
 use std::sync::Arc;
 
@@ -9,8 +12,9 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use crate::agent::Agents;
+use crate::agent::router::ToolRouter;
 use crate::config::Project;
-use crate::inference::{ChatMessage, GenerateRequest, Generator, Models};
+use crate::inference::{ChatMessage, GenerateRequest, Generator, Models, ToolSpec};
 use crate::tools::schema::Schema;
 use crate::tools::{Tool, ToolContext, ToolRegistry};
 use crate::workflow::engine::{Status, StepServices};
@@ -84,6 +88,8 @@ pub struct Networks {
     networks: IndexMap<String, Arc<Network>>,
     agents: Agents,
     runs: Arc<Runs>,
+    /// Compares tasks with primitives for models that do not decide themselves.
+    similarity: ToolRouter,
 }
 
 impl Networks {
@@ -119,10 +125,12 @@ impl Networks {
                 }),
             );
         }
+        let embedder = models.embedder(crate::inference::embedded::EMBEDDING_MODEL);
         Ok(Networks {
             networks,
             agents,
             runs,
+            similarity: ToolRouter::new(embedder),
         })
     }
 
@@ -144,33 +152,34 @@ impl Networks {
         &self.runs
     }
 
-    /// The primitives a router may choose: (type, id, description).
-    fn primitives(&self, net: &Network) -> Vec<(&'static str, String, String)> {
+    /// The primitives a router may choose: (type, id, description, input schema).
+    fn primitives(&self, net: &Network) -> Vec<(&'static str, String, String, Value)> {
         let mut out = Vec::new();
         for a in &net.agents {
             if let Ok(agent) = self.agents.get(a) {
                 let about: String = agent.instructions().chars().take(200).collect();
-                out.push(("agent", a.clone(), format!("{}: {about}", agent.name)));
+                let input = json!({"type": "object"});
+                out.push((
+                    "agent",
+                    a.clone(),
+                    format!("{}: {about}", agent.name),
+                    input,
+                ));
             }
         }
         for w in &net.workflows {
             if let Ok(workflow) = self.runs.workflows().get(w) {
-                let input = workflow
+                let schema = workflow
                     .input_schema
-                    .as_ref()
-                    .map(|s| format!(" Input: {s}"))
-                    .unwrap_or_default();
+                    .clone()
+                    .unwrap_or_else(|| json!({"type": "object"}));
                 let about = workflow.description.clone().unwrap_or_default();
-                out.push(("workflow", w.clone(), format!("{about}{input}")));
+                out.push(("workflow", w.clone(), about, schema));
             }
         }
         for t in &net.tools {
-            let input = t.input_schema.raw();
-            out.push((
-                "tool",
-                t.key.clone(),
-                format!("{} Input: {input}", t.description),
-            ));
+            let schema = t.input_schema.raw().clone();
+            out.push(("tool", t.key.clone(), t.description.clone(), schema));
         }
         out
     }
@@ -182,34 +191,43 @@ impl Networks {
         task: &str,
         done: &[Iteration],
     ) -> Result<Decision, NetworkError> {
+        if !net.model.decides_tool_use() {
+            return self.route_by_similarity(net, task, done).await;
+        }
         let primitives = self.primitives(net);
-        let mut types: Vec<&str> = primitives.iter().map(|(t, _, _)| *t).collect();
-        types.dedup();
-        types.push("none");
-        let mut ids: Vec<String> = primitives.iter().map(|(_, id, _)| id.clone()).collect();
-        ids.push(String::new());
+        // One field names type and id together (`workflow:double`), so a decision cannot pair a
+        // type with another type's id.
+        let mut names: Vec<String> = primitives
+            .iter()
+            .map(|(t, id, _, _)| format!("{t}:{id}"))
+            .collect();
+        names.push("none".into());
         let schema = json!({
             "type": "object",
             "properties": {
-                "resourceType": {"type": "string", "enum": types},
-                "resourceId": {"type": "string", "enum": ids},
+                "primitive": {"type": "string", "enum": names},
                 "prompt": {"type": "string"},
                 "input": {"type": "object"},
                 "isComplete": {"type": "boolean"},
                 "reason": {"type": "string"},
             },
-            "required": ["resourceType", "resourceId", "prompt", "input", "isComplete", "reason"],
+            "required": ["primitive", "prompt", "input", "isComplete", "reason"],
         });
         let listing: String = primitives
             .iter()
-            .map(|(t, id, about)| format!("- {t} `{id}`: {about}\n"))
+            .map(|(t, id, about, schema)| {
+                if *t == "agent" {
+                    format!("- `{t}:{id}`: {about}\n")
+                } else {
+                    format!("- `{t}:{id}`: {about} Input: {schema}\n")
+                }
+            })
             .collect();
         let system = format!(
             "{}\n\nYou route a task to the one primitive best suited for its next step:\n{listing}\
-             Answer with JSON: resourceType and resourceId name the primitive; prompt is what an \
-             agent is asked; input is a workflow's or tool's input. When the results so far \
-             complete the task, answer resourceType \"none\", resourceId \"\" and isComplete true, \
-             with the final answer in prompt.",
+             Answer with JSON: primitive names it; prompt is what an agent is asked; input is a \
+             workflow's or tool's input. When the results so far complete the task, answer \
+             primitive \"none\" and isComplete true, with the final answer in prompt.",
             net.instructions
         );
         let history: String = done
@@ -248,13 +266,99 @@ impl Networks {
             .validate(&decided)
             .map_err(|p| NetworkError::Failed(format!("routing answer: {}", p.join("; "))))?;
         let text = |k: &str| decided[k].as_str().unwrap_or_default().to_string();
+        let primitive = text("primitive");
+        let (kind, id) = primitive.split_once(':').unwrap_or(("none", ""));
         Ok(Decision {
-            resource_type: text("resourceType"),
-            resource_id: text("resourceId"),
+            resource_type: kind.to_string(),
+            resource_id: id.to_string(),
             prompt: text("prompt"),
             input: decided["input"].clone(),
             is_complete: decided["isComplete"].as_bool().unwrap_or(false),
             reason: text("reason"),
+        })
+    }
+
+    /// Routing for models that do not decide themselves: the primitive closest to the task by
+    /// sentence embeddings; one primitive answers the task, so a second step completes it.
+    async fn route_by_similarity(
+        &self,
+        net: &Network,
+        task: &str,
+        done: &[Iteration],
+    ) -> Result<Decision, NetworkError> {
+        if let Some(last) = done.last() {
+            return Ok(Decision {
+                resource_type: "none".into(),
+                resource_id: String::new(),
+                prompt: last.result.clone(),
+                input: json!({}),
+                is_complete: true,
+                reason: format!(
+                    "{} `{}` answered the task",
+                    last.decision.resource_type, last.decision.resource_id
+                ),
+            });
+        }
+        let primitives = self.primitives(net);
+        let specs: Vec<ToolSpec> = primitives
+            .iter()
+            .map(|(_, id, about, schema)| ToolSpec {
+                name: id.clone(),
+                description: about.clone(),
+                parameters: schema.clone(),
+            })
+            .collect();
+        let scores = self
+            .similarity
+            .scores(task, &specs)
+            .await
+            .map_err(|e| NetworkError::Failed(format!("routing failed: {e}")))?;
+        let Some((mut best, score)) = scores
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, s)| (i, *s))
+        else {
+            return Err(NetworkError::Failed(
+                "the network has no agents, workflows or tools".into(),
+            ));
+        };
+        // A task not clearly about a workflow or tool goes to the (first) agent, the generalist.
+        if score < crate::agent::router::CALL_THRESHOLD
+            && let Some(agent) = primitives.iter().position(|p| p.0 == "agent")
+        {
+            best = agent;
+        }
+        let (kind, id, about, schema) = &primitives[best];
+        let input = if *kind == "agent" {
+            json!({})
+        } else {
+            let mut req = GenerateRequest::new(vec![
+                ChatMessage::new(
+                    "system",
+                    format!("{about}. Reply with the JSON input for this request."),
+                ),
+                ChatMessage::new("user", task.to_string()),
+            ]);
+            req.json_schema = Some(schema.clone());
+            // Copying the task's values into the input wants the likeliest tokens.
+            req.sampling.temperature = 0.0;
+            let generation = net
+                .model
+                .generate(req, None)
+                .await
+                .map_err(|e| NetworkError::Failed(format!("writing the input failed: {e}")))?;
+            serde_json::from_str(generation.text.trim()).map_err(|e| {
+                NetworkError::Failed(format!("the input for `{id}` is not JSON ({e})"))
+            })?
+        };
+        Ok(Decision {
+            resource_type: kind.to_string(),
+            resource_id: id.clone(),
+            prompt: task.to_string(),
+            input,
+            is_complete: false,
+            reason: format!("the closest to the task (similarity {score:.2})"),
         })
     }
 

@@ -56,13 +56,13 @@ async fn scripted(req: &mut Request, res: &mut Response) {
         "router" => {
             let asked = last["content"].as_str().unwrap_or_default();
             let decision = if asked.contains("Done so far") {
-                json!({"resourceType": "none", "resourceId": "", "prompt": "All done", "input": {}, "isComplete": true, "reason": "answered"})
+                json!({"primitive": "none", "prompt": "All done", "input": {}, "isComplete": true, "reason": "answered"})
             } else if asked.contains("double") {
-                json!({"resourceType": "workflow", "resourceId": "double", "prompt": "", "input": {"n": 21}, "isComplete": false, "reason": "arithmetic"})
+                json!({"primitive": "workflow:double", "prompt": "", "input": {"n": 21}, "isComplete": false, "reason": "arithmetic"})
             } else if asked.contains("bogus") {
-                json!({"resourceType": "agent", "resourceId": "nope", "prompt": "", "input": {}, "isComplete": false, "reason": "confused"})
+                json!({"primitive": "agent:nope", "prompt": "", "input": {}, "isComplete": false, "reason": "confused"})
             } else {
-                json!({"resourceType": "agent", "resourceId": "weatherAgent", "prompt": "Weather in Berlin?", "input": {}, "isComplete": false, "reason": "weather"})
+                json!({"primitive": "agent:weatherAgent", "prompt": "Weather in Berlin?", "input": {}, "isComplete": false, "reason": "weather"})
             };
             (decision.to_string(), None)
         }
@@ -1254,5 +1254,72 @@ networks:
     // Network memory: the network is known, and keeps no memory of its own.
     let r = s.get("/api/memory/network/status?networkId=helpers").await;
     assert_eq!(r.json()["result"], false, "{}", r.text);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_model_network_routes_by_similarity() {
+    let s = TestServer::start(
+        r#"
+models:
+  chat: { local: smollm2-135m-instruct }
+tools:
+  calculator: { builtin: calculator }
+agents:
+  helper: { instructions: You answer general questions briefly., model: chat }
+workflows:
+  double:
+    description: Doubles the number n
+    input_schema: { type: object, properties: { n: { type: integer } }, required: [n] }
+    steps: [ { id: twice, map: '{n: (.input.n * 2)}' } ]
+networks:
+  helpers:
+    instructions: Arithmetic to the calculator, doubling to the workflow, the rest to the helper.
+    model: chat
+    agents: [helper]
+    workflows: [double]
+    tools: [calculator]
+"#,
+    )
+    .await;
+    let ask = |message: &'static str| {
+        let s = &s;
+        async move {
+            s.post(
+                "/api/networks/v-next/helpers/generate",
+                json!({ "message": message }),
+            )
+            .await
+            .json()
+        }
+    };
+    // The input is written greedily under the chosen primitive's schema: deterministic.
+    let r = ask("double 8").await;
+    assert_eq!(
+        (
+            r["resourceType"].clone(),
+            r["resourceId"].clone(),
+            r["result"].clone()
+        ),
+        (json!("workflow"), json!("double"), json!("{\"n\":16}")),
+        "{r}"
+    );
+    let r = ask("What is 6 * 7?").await;
+    assert_eq!(r["resourceId"], "calculator", "{r}");
+    let out: Value = serde_json::from_str(r["result"].as_str().unwrap()).unwrap();
+    assert_eq!(out["result"], 42.0);
+    let r = ask("Tell me a fact about cats").await;
+    assert_eq!(r["resourceType"], "agent", "{r}");
+    // A loop: the chosen primitive answers, then the task is complete.
+    let done = s
+        .post(
+            "/api/networks/v-next/helpers/loop",
+            json!({"message": "double 21"}),
+        )
+        .await
+        .json();
+    assert_eq!(done["result"]["iteration"], 2, "{done}");
+    assert_eq!(done["result"]["isComplete"], true);
+    assert_eq!(done["result"]["result"], "{\"n\":42}");
     s.stop().await;
 }
