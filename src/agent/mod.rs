@@ -195,6 +195,35 @@ impl Agents {
             .ok_or_else(|| AgentError::NotFound(key.to_string()))
     }
 
+    /// Asks `agent` one question (with its generate defaults): its structured answer under
+    /// `output_schema`, else `{text}`. Workflow steps, networks, MCP tools and judges ask this way.
+    pub async fn ask(
+        &self,
+        agent: &str,
+        prompt: String,
+        output_schema: Option<Value>,
+        run_id: &str,
+    ) -> Result<Value, AgentError> {
+        let agent = self.get(agent)?.clone();
+        let mut body = serde_json::Map::new();
+        body.insert("messages".into(), Value::String(prompt));
+        body.insert("runId".into(), Value::String(run_id.to_string()));
+        if let Some(s) = output_schema {
+            body.insert("output".into(), s);
+        }
+        let opts = options::CallOptions::from_body(
+            &agent,
+            &body,
+            &agent.default_generate_options,
+            Default::default(),
+        )?;
+        let result = self.call(&agent, &opts, None).await?;
+        Ok(match result.object {
+            Some(object) => object,
+            None => serde_json::json!({"text": result.text}),
+        })
+    }
+
     /// Tells `observer` about every call that finishes from now on (the first one set stays).
     pub fn observe_with(&self, observer: Arc<dyn CallObserver>) {
         let _ = self.observer.set(observer);
@@ -236,13 +265,7 @@ impl Agents {
                 target.thread_id
             )));
         }
-        let query = opts
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == crate::memory::messages::Role::User)
-            .map(|m| m.text_content())
-            .unwrap_or_default();
+        let query = opts.last_user_text();
         let recalled = memory
             .recall(&config, &target.thread_id, &target.resource_id, &query)
             .await?;

@@ -203,6 +203,16 @@ fn memory_target(body: &Map<String, Value>) -> Result<Option<MemoryTarget>, Agen
 }
 
 impl CallOptions {
+    /// The text of the call's last user message (what the call is about).
+    pub fn last_user_text(&self) -> String {
+        self.messages
+            .iter()
+            .rev()
+            .find(|m| m.role == crate::memory::messages::Role::User)
+            .map(|m| m.text_content())
+            .unwrap_or_default()
+    }
+
     /// Reads the options of a call to `agent` from `body`, with the agent's defaults
     /// (`default_generate_options` or `default_stream_options`) under the request's values.
     pub fn from_body(

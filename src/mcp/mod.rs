@@ -208,15 +208,10 @@ impl McpServers {
             Target::Agent(agent) => {
                 check(&tool.input_schema, &args)?;
                 let message = args["message"].as_str().unwrap_or_default().to_string();
-                let services = crate::workflow::ProjectServices {
-                    tools: Default::default(),
-                    agents: self.agents.clone(),
-                };
-                crate::workflow::engine::StepServices::call_agent(
-                    &services, agent, message, None, &run_id,
-                )
-                .await
-                .map_err(McpError::Failed)
+                self.agents
+                    .ask(agent, message, None, &run_id)
+                    .await
+                    .map_err(|e| McpError::Failed(e.to_string()))
             }
             Target::Workflow(name) => {
                 check(&tool.input_schema, &args)?;

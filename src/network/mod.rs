@@ -17,7 +17,7 @@ use crate::config::Project;
 use crate::inference::{ChatMessage, GenerateRequest, Generator, Models, ToolSpec};
 use crate::tools::schema::Schema;
 use crate::tools::{Tool, ToolContext, ToolRegistry};
-use crate::workflow::engine::{Status, StepServices};
+use crate::workflow::engine::Status;
 use crate::workflow::runs::Runs;
 
 /// Most routing steps a loop takes unless told otherwise.
@@ -371,14 +371,11 @@ impl Networks {
         };
         match d.resource_type.as_str() {
             "agent" if net.agents.contains(&d.resource_id) => {
-                let services = crate::workflow::ProjectServices {
-                    tools: Default::default(),
-                    agents: self.agents.clone(),
-                };
-                let answer = services
-                    .call_agent(&d.resource_id, d.prompt.clone(), None, &run_id)
+                let answer = self
+                    .agents
+                    .ask(&d.resource_id, d.prompt.clone(), None, &run_id)
                     .await
-                    .map_err(NetworkError::Failed)?;
+                    .map_err(|e| NetworkError::Failed(e.to_string()))?;
                 Ok(text(answer["text"].clone()))
             }
             "workflow" if net.workflows.contains(&d.resource_id) => {

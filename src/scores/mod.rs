@@ -302,19 +302,11 @@ impl Scores {
                     "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1}, "reason": {"type": "string"}},
                     "required": ["score", "reason"],
                 });
-                let services = crate::workflow::ProjectServices {
-                    tools: Default::default(),
-                    agents: agents.clone(),
-                };
                 let run_id = uuid::Uuid::new_v4().to_string();
-                crate::workflow::engine::StepServices::call_agent(
-                    &services,
-                    judge,
-                    prompt,
-                    Some(schema),
-                    &run_id,
-                )
-                .await?
+                agents
+                    .ask(judge, prompt, Some(schema), &run_id)
+                    .await
+                    .map_err(|e| e.to_string())?
             }
         };
         match &judged {
@@ -338,13 +330,7 @@ impl Scores {
         opts: &CallOptions,
         result: &RunResult,
     ) {
-        let input = opts
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == crate::memory::messages::Role::User)
-            .map(|m| m.text_content())
-            .unwrap_or_default();
+        let input = opts.last_user_text();
         for scorer in self.scorers.values() {
             let Some((_, rate)) = scorer.agents.iter().find(|(a, _)| *a == agent.key) else {
                 continue;

@@ -198,28 +198,9 @@ impl engine::StepServices for ProjectServices {
         output_schema: Option<Value>,
         run_id: &str,
     ) -> Result<Value, String> {
-        let agent = self.agents.get(agent).map_err(|e| e.to_string())?.clone();
-        let mut body = serde_json::Map::new();
-        body.insert("messages".into(), Value::String(prompt));
-        body.insert("runId".into(), Value::String(run_id.to_string()));
-        if let Some(s) = &output_schema {
-            body.insert("output".into(), s.clone());
-        }
-        let opts = crate::agent::options::CallOptions::from_body(
-            &agent,
-            &body,
-            &agent.default_generate_options,
-            Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        let result = self
-            .agents
-            .call(&agent, &opts, None)
+        self.agents
+            .ask(agent, prompt, output_schema, run_id)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(match result.object {
-            Some(object) => object,
-            None => json!({"text": result.text}),
-        })
+            .map_err(|e| e.to_string())
     }
 }
