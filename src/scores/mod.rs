@@ -126,7 +126,14 @@ pub struct Page {
 pub struct Scores {
     store: Store,
     scorers: IndexMap<String, Scorer>,
+    /// The creation time of the last row: rows saved within one millisecond still get
+    /// distinct, ordered times, so "newest first" is well defined.
+    last_created: std::sync::Mutex<u64>,
 }
+
+/// Run ids of judges' calls start with this; those calls are not scored themselves (a judge
+/// whose answers its own scorer judges would never stop).
+const JUDGE_RUN: &str = "judge-";
 
 fn now_ms() -> u64 {
     crate::workflow::engine::now_ms()
@@ -170,7 +177,11 @@ impl Scores {
                 },
             );
         }
-        Ok(Scores { store, scorers })
+        Ok(Scores {
+            store,
+            scorers,
+            last_created: std::sync::Mutex::new(0),
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Scorer> {
@@ -197,7 +208,11 @@ impl Scores {
         if !row.get("score").is_some_and(Value::is_number) {
             return Err(ScoreError::Invalid("`score` is required (a number)".into()));
         }
-        let now = now_ms();
+        let now = {
+            let mut last = self.last_created.lock().unwrap_or_else(|p| p.into_inner());
+            *last = now_ms().max(*last + 1);
+            *last
+        };
         let at = crate::memory::engine::iso(now);
         row.insert(
             "id".into(),
@@ -302,7 +317,7 @@ impl Scores {
                     "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1}, "reason": {"type": "string"}},
                     "required": ["score", "reason"],
                 });
-                let run_id = uuid::Uuid::new_v4().to_string();
+                let run_id = format!("{JUDGE_RUN}{}", uuid::Uuid::new_v4());
                 agents
                     .ask(judge, prompt, Some(schema), &run_id)
                     .await
@@ -381,11 +396,11 @@ impl CallObserver for LiveScoring {
         opts: &CallOptions,
         result: &RunResult,
     ) {
-        if !self
+        let scored = self
             .scores
             .iter()
-            .any(|s| s.agents.iter().any(|(a, _)| *a == agent.key))
-        {
+            .any(|s| s.agents.iter().any(|(a, _)| *a == agent.key));
+        if !scored || opts.run_id.starts_with(JUDGE_RUN) {
             return;
         }
         let (scores, agents, agent) = (self.scores.clone(), agents.clone(), agent.clone());

@@ -947,7 +947,10 @@ agents:
     model: weather
     tools: [weatherTool]
     scorers: [{{ scorer: length }}, {{ scorer: judged }}, {{ scorer: never, sampling_rate: 0 }}]
-  judgeAgent: {{ instructions: You judge answers., model: judge }}
+  judgeAgent:
+    instructions: You judge answers.
+    model: judge
+    scorers: [{{ scorer: judged }}]
 workflows:
   w: {{ steps: [ {{ id: a, map: '1' }} ] }}
 mcp_servers:
@@ -1013,6 +1016,10 @@ mcp_servers:
         never["pagination"]["total"], 0,
         "sampling rate 0 never scores"
     );
+    // The judge's own answers are not judged (it would judge itself without end).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let judge = s.get("/api/scores/entity/AGENT/judgeAgent").await.json();
+    assert_eq!(judge["pagination"]["total"], 0, "{judge}");
 
     // Rows saved by clients: the row itself or wrapped in `score`; bad rows are 400.
     let row = json!({"runId": "manual", "scorerId": "length", "entityId": "weatherAgent", "entityType": "AGENT", "score": 0.5, "source": "TEST"});
