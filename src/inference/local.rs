@@ -17,7 +17,7 @@ use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
 use super::{
     Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage,
-    embedded, tool_protocol,
+    constrained, embedded, tool_protocol,
 };
 
 /// Requests that may wait for a local model before new ones are refused with 429.
@@ -182,9 +182,16 @@ impl ChatEngine {
                 self.decoder.context()
             )));
         }
-        let max_tokens = req.max_tokens.min(room - 1);
         // A forced tool call is constrained by the call schema and is not text: no deltas.
         let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
+        // The budget is for the answer's text; a call gets room to close its JSON whatever the
+        // budget, since a call cut short is no call at all.
+        let budget = if forced.is_some() {
+            req.max_tokens.max(CALL_TOKENS)
+        } else {
+            req.max_tokens
+        };
+        let max_tokens = budget.min(room - 1);
         let schema = match &forced {
             Some(tools) => Some(tool_protocol::call_schema(tools)),
             None => req.json_schema.clone(),
@@ -324,6 +331,10 @@ impl ChatEngine {
         })
     }
 }
+
+/// The fewest tokens a forced tool call may use: enough for the longest string the call
+/// grammar admits ([`constrained::MAX_STRING`] bytes) plus the call's JSON around it.
+const CALL_TOKENS: usize = constrained::MAX_STRING as usize + 64;
 
 /// Workers shared by every server in the process, keyed by model source.
 type Workers<T> = OnceLock<Mutex<HashMap<String, Arc<T>>>>;

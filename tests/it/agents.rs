@@ -657,11 +657,12 @@ async fn the_local_model_answers_calls_tools_and_follows_schemas() {
     assert!(call["args"]["expression"].is_string(), "{v}");
     assert!(!v["text"].as_str().unwrap().trim().is_empty(), "{v}");
 
-    // toolChoice required: the call's arguments validate against the tool's schema.
+    // toolChoice required: the call's arguments validate against the tool's schema, and the
+    // call is complete even when the text budget could not hold it.
     let v = s
         .post(
             "/api/agents/assistant/generate",
-            json!({"messages": "What is twelve times seven?", "toolChoice": {"type": "tool", "toolName": "calculator"}, "maxSteps": 1}),
+            json!({"messages": "What is twelve times seven?", "toolChoice": {"type": "tool", "toolName": "calculator"}, "maxSteps": 1, "maxTokens": 5}),
         )
         .await
         .json();
