@@ -80,10 +80,12 @@ impl Agent {
         })?;
         let mut agent_tools = IndexMap::new();
         for name in &cfg.tools {
-            let tool = tools.by_key(name).ok_or_else(|| {
+            let resolved = tools.resolve(name).ok_or_else(|| {
                 AgentError::Config(format!("agent `{key}`: tool `{name}` is not declared"))
             })?;
-            agent_tools.insert(name.clone(), tool.clone());
+            for tool in resolved {
+                agent_tools.insert(tool.key.clone(), tool);
+            }
         }
         Ok(Agent {
             key: key.to_string(),

@@ -317,6 +317,10 @@ pub struct McpClientConfig {
     #[serde(default)]
     pub env: IndexMap<String, String>,
     pub url: Option<String>,
+    /// HTTP headers sent with every request to `url` (e.g. `Authorization`).
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Longest one request may take (default 60 s).
     pub timeout_ms: Option<u64>,
 }
 

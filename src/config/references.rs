@@ -123,7 +123,7 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
                 ),
             );
         }
-        refs(c, &at, "tools", &agent.tools, "tools", "tool");
+        tool_refs(c, project, &at, &agent.tools);
         refs(
             c,
             &at,
@@ -183,7 +183,12 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
                     );
                 }
                 for (target_section, target) in refs {
-                    if !c.declared(target_section, &target) {
+                    let found = if target_section == "tools" {
+                        tool_exists(c, project, &target, false)
+                    } else {
+                        c.declared(target_section, &target)
+                    };
+                    if !found {
                         let kind = target_section.trim_end_matches('s');
                         c.at(
                             &format!("{at}/steps"),
@@ -230,12 +235,12 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
         }
         refs(c, &at, "agents", &net.agents, "agents", "agent");
         refs(c, &at, "workflows", &net.workflows, "workflows", "workflow");
-        refs(c, &at, "tools", &net.tools, "tools", "tool");
+        tool_refs(c, project, &at, &net.tools);
     }
 
     for (name, server) in &project.mcp_servers {
         let at = p("mcp_servers", name);
-        refs(c, &at, "tools", &server.tools, "tools", "tool");
+        tool_refs(c, project, &at, &server.tools);
         refs(c, &at, "agents", &server.agents, "agents", "agent");
         refs(
             c,
@@ -248,10 +253,30 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
     }
 
     for (name, client) in &project.mcp_clients {
+        let at = p("mcp_clients", name);
         if client.command.is_some() == client.url.is_some() {
             c.at(
-                &p("mcp_clients", name),
+                &at,
                 format!("MCP client `{name}` needs exactly one of `command`, `url`"),
+            );
+        }
+        if let Some(url) = &client.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            c.at(
+                &format!("{at}/url"),
+                format!("`{url}` is not an http(s) URL"),
+            );
+        }
+        if client.url.is_none() && !client.headers.is_empty() {
+            c.at(&format!("{at}/headers"), "`headers` need a `url`");
+        }
+        if c.declared("tools", name) {
+            c.at(
+                &at,
+                format!(
+                    "`{name}` names both a tool and an MCP client; a tool list could mean either"
+                ),
             );
         }
     }
@@ -291,6 +316,31 @@ pub(super) fn check(project: &Project, c: &mut Checker<'_>) {
 
 fn model_exists(c: &Checker<'_>, name: &str) -> bool {
     c.declared("models", name) || BUILTIN_MODELS.contains(&name)
+}
+
+/// Whether `name` is a project tool or a tool of a declared MCP client (`<client>_<tool>`); with
+/// `whole_client`, a client's name (all of its tools) counts too. Which tools a client offers
+/// is only known once connected.
+fn tool_exists(c: &Checker<'_>, project: &Project, name: &str, whole_client: bool) -> bool {
+    c.declared("tools", name)
+        || project.mcp_clients.keys().any(|client| {
+            (whole_client && name == client)
+                || name
+                    .strip_prefix(client.as_str())
+                    .is_some_and(|rest| rest.len() > 1 && rest.starts_with('_'))
+        })
+}
+
+/// Reports each entry of a `tools` list that names neither a tool nor an MCP client's tools.
+fn tool_refs(c: &mut Checker<'_>, project: &Project, at: &str, list: &[String]) {
+    for (i, name) in list.iter().enumerate() {
+        if !tool_exists(c, project, name, true) {
+            c.at(
+                &format!("{at}/tools/{i}"),
+                format!("tool `{name}` is not defined"),
+            );
+        }
+    }
 }
 
 /// Reports each entry of `list` (at `{at}/{field}/{i}`) that names nothing under `section`.

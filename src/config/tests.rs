@@ -157,3 +157,56 @@ fn workflow_steps_are_checked_with_locations() {
         "{dotted:?}"
     );
 }
+
+#[test]
+fn mcp_client_tools_are_named_by_client() {
+    let ok = "\
+mcp_clients:
+  files: { command: mcp-server-filesystem, args: [/srv] }
+  web: { url: 'http://127.0.0.1:9/mcp', headers: { Authorization: Bearer x } }
+agents:
+  a: { model: smollm2-135m-instruct, tools: [files, web_fetch] }
+workflows:
+  w:
+    steps:
+      - { id: read, tool: files_read_file, input: '{path: \"/srv/a\"}' }
+";
+    check(ok, &|_| None).unwrap();
+
+    let bad = "\
+mcp_clients:
+  files: { command: x, url: 'http://h/mcp' }
+  web: { url: 'ftp://h/mcp' }
+  calc: { command: y }
+  local: { command: z, headers: { a: b } }
+tools:
+  calc: { builtin: calculator }
+agents:
+  a: { model: smollm2-135m-instruct, tools: [files_, nope_x] }
+workflows:
+  w:
+    steps:
+      - { id: s, tool: files, input: '{}' }
+";
+    let ps = problems(bad);
+    let said = |line: usize, text: &str| {
+        assert!(
+            ps.iter()
+                .any(|p| p.pos.line == line && p.message.contains(text)),
+            "line {line}: {text}: {ps:?}"
+        );
+    };
+    said(2, "needs exactly one of `command`, `url`");
+    said(3, "`ftp://h/mcp` is not an http(s) URL");
+    said(4, "names both a tool and an MCP client");
+    said(5, "`headers` need a `url`");
+    said(9, "tool `files_` is not defined");
+    said(9, "tool `nope_x` is not defined");
+    // A step runs one tool: a whole client is not one.
+    assert!(
+        ps.iter().any(|p| p
+            .message
+            .contains("uses tool `files`, which is not defined")),
+        "{ps:?}"
+    );
+}

@@ -100,12 +100,12 @@ impl McpServers {
         let mut servers = IndexMap::new();
         for (key, cfg) in &project.mcp_servers {
             let mut exposed = IndexMap::new();
-            for name in &cfg.tools {
-                if let Some(tool) = tools.by_key(name) {
+            for tool in cfg.tools.iter().filter_map(|r| tools.resolve(r)).flatten() {
+                {
                     exposed.insert(
-                        name.clone(),
+                        tool.key.clone(),
                         ExposedTool {
-                            name: name.clone(),
+                            name: tool.key.clone(),
                             description: tool.description.clone(),
                             input_schema: tool.input_schema.raw().clone(),
                             output_schema: tool.output_schema.as_ref().map(|s| s.raw().clone()),

@@ -120,7 +120,8 @@ impl Networks {
                     tools: cfg
                         .tools
                         .iter()
-                        .filter_map(|t| tools.by_key(t).cloned())
+                        .filter_map(|t| tools.resolve(t))
+                        .flatten()
                         .collect(),
                 }),
             );

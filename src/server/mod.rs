@@ -96,6 +96,7 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         self.handle.stop_graceful(Some(Duration::from_secs(10)));
         let _ = (&mut self.task).await;
+        self.state.tools.close().await;
         // Connection tasks that were idle at the stop may still hold the state (and with it the
         // data file) for a moment; wait for them so that the data directory is free on return.
         for _ in 0..250 {
@@ -122,6 +123,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await
         .expect("storage open task")?;
+    let capture = LogCapture::start(store.clone(), &project.server.logs);
     let models = crate::inference::Models::from_project(&project)?;
     let vectors =
         crate::vector::store::VectorStores::new(project.vector_stores.keys().cloned(), &store);
@@ -129,7 +131,13 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         models: models.clone(),
         vectors: vectors.clone(),
     };
-    let tools = ToolRegistry::from_project(&project, &services)?;
+    let mut tools = ToolRegistry::from_project(&project, &services)?;
+    // Within the instance's span, so that what the MCP servers log reaches this server's log.
+    tracing::Instrument::instrument(
+        tools.connect_mcp_clients(&project),
+        tracing::info_span!("mcp_clients", instance = capture.instance),
+    )
+    .await?;
     // Saved messages are embedded only when some agent recalls by meaning.
     let semantic = project
         .agents
@@ -145,13 +153,6 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         models.embedder(crate::inference::embedded::EMBEDDING_MODEL),
         semantic,
     ));
-    if !project.mcp_clients.is_empty() {
-        // Declared but not connected yet: say so rather than let the tools silently be missing.
-        tracing::warn!(
-            clients = project.mcp_clients.len(),
-            "mcp_clients are not connected by this build: their tools are not available"
-        );
-    }
     let span_retention = (
         project.server.telemetry.max_rows,
         project.server.telemetry.max_age_hours * 3_600_000,
@@ -176,7 +177,6 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         }),
         Some(span_retention),
     );
-    let capture = LogCapture::start(store.clone(), &project.server.logs);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let scores = Arc::new(crate::scores::Scores::from_project(
         &project,

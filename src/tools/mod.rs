@@ -1,9 +1,11 @@
-//! The tool registry: tools declared in the project file (built-in, jq, HTTP, command), their
-//! input validation, and their execution. Knows nothing of HTTP serving.
+//! The tool registry: tools declared in the project file (built-in, jq, HTTP, command, vector
+//! query) and the tools of external MCP servers, their input validation, and their execution.
+//! Knows nothing of HTTP serving.
 
 pub mod builtin;
 mod command;
 mod http;
+pub mod mcp;
 pub mod schema;
 pub mod vector_query;
 
@@ -55,6 +57,11 @@ enum Kind {
     Http(http::HttpTool),
     Command(command::CommandTool),
     VectorQuery(vector_query::VectorQueryTool),
+    /// The tool `name` of an external MCP server.
+    Mcp {
+        client: Arc<mcp::McpClient>,
+        name: String,
+    },
 }
 
 /// A tool ready to run.
@@ -162,6 +169,33 @@ impl Tool {
             Kind::Http(h) => h.call(&input).await,
             Kind::Command(c) => c.run(&input, ctx).await,
             Kind::VectorQuery(v) => v.run(&input).await,
+            Kind::Mcp { client, name } => client.call(name, input).await,
+        }
+    }
+
+    /// The project tool for `remote`, a tool of the MCP server `client`.
+    fn remote(client: &Arc<mcp::McpClient>, remote: &rmcp::model::Tool) -> Tool {
+        let key = mcp::tool_key(&client.name, &remote.name);
+        let raw = Value::Object((*remote.input_schema).clone());
+        // A schema this validator cannot compile is left to the server to enforce.
+        let input_schema = Schema::compile(raw.clone()).unwrap_or_else(|e| {
+            tracing::warn!(tool = %key, error = %e, "the MCP tool's input schema is not checked here");
+            Schema::unchecked(raw)
+        });
+        Tool {
+            id: key.clone(),
+            key,
+            description: remote
+                .description
+                .as_deref()
+                .unwrap_or_default()
+                .to_string(),
+            input_schema,
+            output_schema: None,
+            kind: Kind::Mcp {
+                client: client.clone(),
+                name: remote.name.to_string(),
+            },
         }
     }
 }
@@ -170,6 +204,9 @@ impl Tool {
 #[derive(Debug, Default, Clone)]
 pub struct ToolRegistry {
     tools: IndexMap<String, Arc<Tool>>,
+    /// The keys of each MCP client's tools (none for a client that could not be reached).
+    clients: IndexMap<String, Vec<String>>,
+    sessions: Vec<Arc<mcp::McpClient>>,
 }
 
 impl ToolRegistry {
@@ -185,7 +222,70 @@ impl ToolRegistry {
                 Arc::new(Tool::build(key, cfg, &client, project, services)?),
             );
         }
-        Ok(ToolRegistry { tools })
+        Ok(ToolRegistry {
+            tools,
+            clients: project
+                .mcp_clients
+                .keys()
+                .map(|name| (name.clone(), Vec::new()))
+                .collect(),
+            sessions: Vec::new(),
+        })
+    }
+
+    /// Connects to the project's MCP clients and adds their tools. A tool whose key a project
+    /// tool already has is left out (the project's own wins), with a warning.
+    pub async fn connect_mcp_clients(&mut self, project: &Project) -> Result<(), ToolError> {
+        if project.mcp_clients.is_empty() {
+            return Ok(());
+        }
+        let http = crate::net::http_client().map_err(ToolError::Config)?;
+        for (client, listed) in mcp::connect_all(&project.mcp_clients, &http).await {
+            let mut keys = Vec::new();
+            for remote in &listed {
+                let tool = Tool::remote(&client, remote);
+                if self.tools.contains_key(&tool.key) {
+                    tracing::warn!(tool = %tool.key, "a project tool has this name; the MCP tool is left out");
+                    continue;
+                }
+                keys.push(tool.key.clone());
+                self.tools.insert(tool.key.clone(), Arc::new(tool));
+            }
+            self.clients.insert(client.name.clone(), keys);
+            self.sessions.push(client);
+        }
+        Ok(())
+    }
+
+    /// Ends the MCP sessions (and the processes of stdio servers).
+    pub async fn close(&self) {
+        for client in &self.sessions {
+            client.close().await;
+        }
+    }
+
+    /// The tools a project reference names: a tool key, or an MCP client's name for all of
+    /// its tools. `None` when it names nothing; a tool of an MCP client that did not offer it
+    /// (the server was unreachable at start or has no such tool) resolves to no tools, with a
+    /// warning, so that the server still starts.
+    pub fn resolve(&self, reference: &str) -> Option<Vec<Arc<Tool>>> {
+        if let Some(tool) = self.tools.get(reference) {
+            return Some(vec![tool.clone()]);
+        }
+        if let Some(keys) = self.clients.get(reference) {
+            return Some(
+                keys.iter()
+                    .filter_map(|k| self.tools.get(k).cloned())
+                    .collect(),
+            );
+        }
+        let client = self.clients.keys().find(|client| {
+            reference
+                .strip_prefix(client.as_str())
+                .is_some_and(|rest| rest.len() > 1 && rest.starts_with('_'))
+        })?;
+        tracing::warn!(tool = %reference, mcp_client = %client, "the MCP server did not offer this tool; it is not available");
+        Some(Vec::new())
     }
 
     /// Tools in declaration order.
@@ -259,5 +359,23 @@ mod tests {
         let err = dbl.execute(json!({"value": "x"}), &ctx).await.unwrap_err();
         assert!(matches!(err, ToolError::InvalidInput(_)), "{err}");
         assert!(r.by_id("double").is_none(), "lookup by id, not key");
+    }
+
+    #[test]
+    fn references_name_tools_or_mcp_clients() {
+        // The client is declared but not connected: it offers no tools (yet).
+        let r = registry(
+            "tools:\n  calc: { builtin: calculator }\nmcp_clients:\n  files: { command: mcp-fs }\n",
+        );
+        let keys = |reference: &str| {
+            r.resolve(reference)
+                .map(|tools| tools.iter().map(|t| t.key.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(keys("calc"), Some(vec!["calc".to_string()]));
+        assert_eq!(keys("files"), Some(vec![]));
+        assert_eq!(keys("files_read_file"), Some(vec![]));
+        assert_eq!(keys("files_"), None);
+        assert_eq!(keys("filesystem"), None);
+        assert_eq!(keys("nope"), None);
     }
 }

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 pub struct Schema {
     raw: Value,
-    validator: jsonschema::Validator,
+    /// `None` for a schema that is shown but not checked (see [`Schema::unchecked`]).
+    validator: Option<jsonschema::Validator>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -21,7 +22,19 @@ impl Schema {
             return Err("a schema must be an object".into());
         }
         let validator = jsonschema::validator_for(&raw).map_err(|e| e.to_string())?;
-        Ok(Schema { raw, validator })
+        Ok(Schema {
+            raw,
+            validator: Some(validator),
+        })
+    }
+
+    /// A schema shown as it is but not checked here: an external server's schema that this
+    /// validator cannot compile, which that server enforces itself.
+    pub fn unchecked(raw: Value) -> Schema {
+        Schema {
+            raw,
+            validator: None,
+        }
     }
 
     pub fn raw(&self) -> &Value {
@@ -30,8 +43,10 @@ impl Schema {
 
     /// Checks `value`; on failure returns one readable message per violation.
     pub fn validate(&self, value: &Value) -> Result<(), Vec<String>> {
-        let messages: Vec<String> = self
-            .validator
+        let Some(validator) = &self.validator else {
+            return Ok(());
+        };
+        let messages: Vec<String> = validator
             .iter_errors(value)
             .map(|e| {
                 let path = e.instance_path().to_string();

@@ -66,6 +66,16 @@ async fn scripted(req: &mut Request, res: &mut Response) {
             };
             (decision.to_string(), None)
         }
+        // Calls the first tool it is offered (MCP client tests).
+        "first-tool" if can_call && last["role"] != "tool" => (
+            String::new(),
+            call(
+                body["tools"][0]["function"]["name"]
+                    .as_str()
+                    .unwrap_or_default(),
+                json!({"text": "hello"}),
+            ),
+        ),
         "weather" if can_call && last["role"] != "tool" => (
             String::new(),
             call("weatherTool", json!({"city": "Berlin"})),
@@ -114,7 +124,7 @@ async fn scripted(req: &mut Request, res: &mut Response) {
     res.render(Json(json!({"choices": [{"index": 0, "message": message, "finish_reason": reason}], "usage": {"prompt_tokens": 10, "completion_tokens": 5}})));
 }
 
-async fn scripted_server() -> String {
+pub(crate) async fn scripted_server() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = salvo::conn::tcp::TcpAcceptor::try_from(listener).unwrap();

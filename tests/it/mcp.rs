@@ -439,3 +439,199 @@ async fn sse_transport_answers_on_the_stream() {
     let _: () = gone;
     s.stop().await;
 }
+
+/// The stdio MCP server the client tests start (python3, which CI installs).
+fn fixture_server() -> String {
+    format!(
+        "{}/tests/it/fixtures/mcp_stdio_server.py",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The text of an MCP tool result's first content block.
+fn first_text(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_clients_bring_the_tools_of_external_servers() {
+    // The streamable HTTP server is another edgestra; the stdio one a python script.
+    let remote = TestServer::start(PROJECT).await;
+    let base = crate::agents::scripted_server().await;
+    let project = format!(
+        r#"
+models:
+  caller: {{ openai: {{ base_url: "{base}", model: first-tool }} }}
+mcp_clients:
+  local: {{ command: python3, args: ["{fixture}"], env: {{ GREETING: hej }} }}
+  remote: {{ url: "{url}" }}
+  down: {{ command: /nonexistent/mcp-server, timeout_ms: 2000 }}
+agents:
+  helper: {{ instructions: Uses tools., model: caller, tools: [local_echo] }}
+  everything: {{ instructions: All of them., model: caller, tools: [local, remote] }}
+  hopeful: {{ instructions: Its server is down., model: caller, tools: [down_anything] }}
+workflows:
+  sums:
+    steps:
+      - {{ id: add, tool: local_add, input: '{{a: 2, b: 3}}' }}
+      - {{ id: twice, tool: remote_run_double, input: '{{n: 4}}' }}
+mcp_servers:
+  relay: {{ tools: [local_echo] }}
+"#,
+        fixture = fixture_server(),
+        url = remote.url("/api/mcp/srv/mcp"),
+    );
+    let s = TestServer::start(&project).await;
+
+    // Every page of the stdio server's tools and the HTTP server's tools, as project tools.
+    let listed = s.get("/api/tools").await.json();
+    let mut names: Vec<&str> = listed
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "local_add",
+            "local_crash",
+            "local_echo",
+            "local_fail",
+            "local_greeting",
+            "remote_calculator",
+            "remote_run_double"
+        ],
+        "{listed}"
+    );
+    assert_eq!(listed["local_echo"]["description"], "Echoes the text");
+    assert!(
+        listed["local_echo"]["inputSchema"]
+            .as_str()
+            .unwrap()
+            .contains(r#""text":{"type":"string"}"#),
+        "{listed}"
+    );
+
+    // Calls answer with the server's CallToolResult; inputs are checked before sending.
+    let echoed = s
+        .post(
+            "/api/tools/local_echo/execute",
+            json!({"data": {"text": "hi"}}),
+        )
+        .await
+        .json();
+    assert_eq!(first_text(&echoed), "hi", "{echoed}");
+    assert_eq!(echoed["structuredContent"]["echoed"], "hi");
+    let r = s
+        .post(
+            "/api/tools/local_echo/execute",
+            json!({"data": {"text": 7}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let failed = s
+        .post("/api/tools/local_fail/execute", json!({"data": {}}))
+        .await
+        .json();
+    assert_eq!(failed["isError"], true, "{failed}");
+    assert_eq!(first_text(&failed), "it went wrong");
+    let greeting = s
+        .post("/api/tools/local_greeting/execute", json!({"data": {}}))
+        .await
+        .json();
+    assert_eq!(
+        first_text(&greeting),
+        "hej",
+        "the client's env reaches the server"
+    );
+    let product = s
+        .post(
+            "/api/tools/remote_calculator/execute",
+            json!({"data": {"expression": "6 * 7"}}),
+        )
+        .await
+        .json();
+    assert!(first_text(&product).contains("42"), "{product}");
+
+    // A server process that dies fails that call; the next call starts it again.
+    let r = s
+        .post("/api/tools/local_crash/execute", json!({"data": {}}))
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text);
+    assert!(r.error().contains("MCP server `local`"), "{}", r.text);
+    let again = s
+        .post(
+            "/api/tools/local_echo/execute",
+            json!({"data": {"text": "back"}}),
+        )
+        .await
+        .json();
+    assert_eq!(first_text(&again), "back", "{again}");
+    assert_ne!(
+        again["structuredContent"]["pid"], echoed["structuredContent"]["pid"],
+        "a new process"
+    );
+
+    // Agents name single tools or a whole client; a client that was down leaves its agents
+    // without those tools rather than the server without the agents.
+    let helper = s.get("/api/agents/helper").await.json();
+    assert_eq!(
+        helper["tools"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["local_echo"]
+    );
+    let everything = s.get("/api/agents/everything").await.json();
+    assert_eq!(everything["tools"].as_object().unwrap().len(), 7);
+    let hopeful = s.get("/api/agents/hopeful").await.json();
+    assert_eq!(hopeful["tools"], json!({}), "{hopeful}");
+    let v = s
+        .post(
+            "/api/agents/helper/generate",
+            json!({"messages": "Echo something"}),
+        )
+        .await
+        .json();
+    let step = &v["steps"][0];
+    assert_eq!(step["toolCalls"][0]["toolName"], "local_echo", "{v}");
+    assert_eq!(
+        first_text(&step["toolResults"][0]["result"]),
+        "hello",
+        "{v}"
+    );
+    let r = s
+        .post(
+            "/api/agents/helper/tools/local_echo/execute",
+            json!({"data": {"text": "direct"}}),
+        )
+        .await;
+    assert_eq!(first_text(&r.json()), "direct", "{}", r.text);
+
+    // Workflow steps call them, and this server serves them on over MCP in turn.
+    let run = s
+        .post("/api/workflows/sums/start-async", json!({"inputData": {}}))
+        .await
+        .json();
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(first_text(&run["steps"]["add"]["output"]), "5", "{run}");
+    assert!(
+        first_text(&run["steps"]["twice"]["output"]).contains('8'),
+        "{run}"
+    );
+    let relayed = s.get("/api/mcp/relay/tools").await.json();
+    assert_eq!(relayed["tools"][0]["name"], "local_echo", "{relayed}");
+
+    // The stdio server's diagnostics are in the log, under the client's name.
+    let logs = crate::support::eventually("the fixture's stderr in the log", || async {
+        let r = s.get("/api/logs?transportId=redb").await;
+        r.text.contains("mcp fixture ready").then_some(r.text)
+    })
+    .await;
+    assert!(logs.contains("local"), "{logs}");
+    s.stop().await;
+    remote.stop().await;
+}
