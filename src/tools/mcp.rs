@@ -1,13 +1,14 @@
 //! Tools served by external MCP servers (`mcp_clients:`). Each client keeps one session with
-//! its server — over a child process's stdio or over streamable HTTP — made at start and made
-//! again when it has dropped. Each remote tool becomes a project tool named
+//! its server — over a child process's stdio, over streamable HTTP, or (when that fails, as
+//! Mastra's client does) over the older HTTP+SSE transport — made at start and made again when
+//! it has dropped. Each remote tool becomes a project tool named
 //! `<client>_<tool>`, the name Mastra's MCPClient gives it.
 
-use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rmcp::model::{CallToolRequestParams, Tool as RemoteTool};
 use rmcp::service::RunningService;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -149,18 +150,25 @@ impl McpClient {
                 .await
                 .map_err(|e| self.unreachable(e.to_string()))
         } else if let Some(url) = &self.config.url {
-            let mut headers = HashMap::new();
-            for (name, value) in &self.config.headers {
-                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|e| ToolError::Config(format!("header `{name}`: {e}")))?;
-                let value = reqwest::header::HeaderValue::from_str(value)
-                    .map_err(|e| ToolError::Config(format!("header `{name}`: {e}")))?;
-                headers.insert(name, value);
-            }
-            let config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
+            let headers = self.headers()?;
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                .custom_headers(
+                    headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                );
             let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
-            ().serve(transport)
+            let streamable = match ().serve(transport).await {
+                Ok(session) => return Ok(session),
+                Err(e) => e.to_string(),
+            };
+            let (sink, stream) = sse::connect(&self.http, url, &headers, &self.name)
+                .await
+                .map_err(|sse| {
+                    self.unreachable(format!("streamable HTTP: {streamable}; HTTP+SSE: {sse}"))
+                })?;
+            ().serve((sink, stream))
                 .await
                 .map_err(|e| self.unreachable(e.to_string()))
         } else {
@@ -169,6 +177,18 @@ impl McpClient {
                 self.name
             )))
         }
+    }
+
+    fn headers(&self) -> Result<HeaderMap, ToolError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.config.headers {
+            let bad = |e: String| ToolError::Config(format!("header `{name}`: {e}"));
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?,
+                HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?,
+            );
+        }
+        Ok(headers)
     }
 
     async fn deadline<T, E: std::fmt::Display>(
@@ -221,4 +241,119 @@ pub async fn connect_all(
         }
     });
     futures_util::future::join_all(pending).await
+}
+
+/// The HTTP+SSE transport of MCP 2024-11-05, which rmcp does not offer as a client: a GET opens
+/// the event stream, whose first `endpoint` event names the URL to POST messages to, and the
+/// answers arrive on the stream.
+mod sse {
+    use std::convert::Infallible;
+
+    use futures_util::{Sink, Stream, StreamExt};
+    use reqwest::header::{ACCEPT, HeaderMap};
+    use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+    use sse_stream::SseStream;
+    use tokio::task::AbortHandle;
+
+    /// Ends the stream reader when the session lets go of the stream.
+    struct AbortOnDrop(AbortHandle);
+
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+
+    /// Opens the stream and waits for its endpoint; the pair is rmcp's sink/stream transport.
+    pub async fn connect(
+        http: &reqwest::Client,
+        url: &str,
+        headers: &HeaderMap,
+        client: &str,
+    ) -> Result<
+        (
+            impl Sink<ClientJsonRpcMessage, Error = Infallible> + Send + Unpin + 'static,
+            impl Stream<Item = ServerJsonRpcMessage> + Send + Unpin + 'static,
+        ),
+        String,
+    > {
+        let response = http
+            .get(url)
+            .headers(headers.clone())
+            .header(ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("GET answered {}", response.status()));
+        }
+        let mut events = SseStream::from_bytes_stream(response.bytes_stream());
+        let endpoint = loop {
+            match events.next().await {
+                Some(Ok(e)) if e.event.as_deref() == Some("endpoint") => {
+                    break e.data.unwrap_or_default();
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("the event stream ended before naming its endpoint".into()),
+            }
+        };
+        let endpoint = reqwest::Url::parse(url)
+            .and_then(|base| base.join(endpoint.trim()))
+            .map_err(|e| format!("the endpoint `{endpoint}`: {e}"))?;
+
+        let (tx, rx) = tokio::sync::mpsc::channel::<ServerJsonRpcMessage>(64);
+        let name = client.to_string();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(event)) = events.next().await {
+                if !matches!(event.event.as_deref(), None | Some("message")) {
+                    continue;
+                }
+                let Some(data) = event.data else { continue };
+                match serde_json::from_str::<ServerJsonRpcMessage>(&data) {
+                    Ok(message) => {
+                        if tx.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(mcp_client = %name, error = %e, "ignored a message that is not MCP JSON-RPC");
+                    }
+                }
+            }
+        });
+        let abort = reader.abort_handle();
+        let stream = Box::pin(futures_util::stream::unfold(
+            (rx, AbortOnDrop(reader.abort_handle())),
+            |(mut rx, guard)| async move { rx.recv().await.map(|m| (m, (rx, guard))) },
+        ));
+
+        let (http, headers, name) = (http.clone(), headers.clone(), client.to_string());
+        let sink = Box::pin(futures_util::sink::unfold(
+            (),
+            move |(), message: ClientJsonRpcMessage| {
+                let post = http
+                    .post(endpoint.clone())
+                    .headers(headers.clone())
+                    .json(&message)
+                    .send();
+                let (abort, name) = (abort.clone(), name.clone());
+                async move {
+                    // A message the server did not take ends the session (by ending the stream),
+                    // so that a request waiting for its answer fails now instead of timing out.
+                    let refused = match post.await {
+                        Ok(r) if r.status().is_success() => None,
+                        Ok(r) => Some(format!("the server answered {}", r.status())),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    if let Some(why) = refused {
+                        tracing::warn!(mcp_client = %name, error = %why, "a message was not delivered; the session ends");
+                        abort.abort();
+                    }
+                    Ok::<(), Infallible>(())
+                }
+            },
+        ));
+        Ok((sink, stream))
+    }
 }

@@ -455,7 +455,8 @@ fn first_text(result: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mcp_clients_bring_the_tools_of_external_servers() {
-    // The streamable HTTP server is another edgestra; the stdio one a python script.
+    // The HTTP servers are another edgestra (streamable HTTP, and HTTP+SSE after the
+    // streamable POST fails); the stdio one is a python script.
     let remote = TestServer::start(PROJECT).await;
     let base = crate::agents::scripted_server().await;
     let project = format!(
@@ -465,6 +466,7 @@ models:
 mcp_clients:
   local: {{ command: python3, args: ["{fixture}"], env: {{ GREETING: hej }} }}
   remote: {{ url: "{url}" }}
+  older: {{ url: "{sse}" }}
   down: {{ command: /nonexistent/mcp-server, timeout_ms: 2000 }}
 agents:
   helper: {{ instructions: Uses tools., model: caller, tools: [local_echo] }}
@@ -480,6 +482,7 @@ mcp_servers:
 "#,
         fixture = fixture_server(),
         url = remote.url("/api/mcp/srv/mcp"),
+        sse = remote.url("/api/mcp/srv/sse"),
     );
     let s = TestServer::start(&project).await;
 
@@ -500,6 +503,8 @@ mcp_servers:
             "local_echo",
             "local_fail",
             "local_greeting",
+            "older_calculator",
+            "older_run_double",
             "remote_calculator",
             "remote_run_double"
         ],
@@ -554,6 +559,14 @@ mcp_servers:
         .await
         .json();
     assert!(first_text(&product).contains("42"), "{product}");
+    let doubled = s
+        .post(
+            "/api/tools/older_run_double/execute",
+            json!({"data": {"n": 21}}),
+        )
+        .await
+        .json();
+    assert!(first_text(&doubled).contains("42"), "{doubled}");
 
     // A server process that dies fails that call; the next call starts it again.
     let r = s
