@@ -4,7 +4,10 @@
 //! to a schema listing exactly the network's primitives. A small local model does not choose
 //! well (DESIGN.md §3), so for it the task is compared with each primitive's description by
 //! sentence embeddings, as agents pick tools, and the model only writes the chosen workflow's or
-//! tool's input, under that input's own schema. Knows nothing of HTTP.
+//! tool's input, under that input's own schema. A network with `memory` keeps each
+//! conversation as a thread (the task as a user message, each primitive's answer as an assistant
+//! message, as Mastra's networks do) and shows the routing model the thread's recent messages.
+//! Knows nothing of HTTP.
 
 use std::sync::Arc;
 
@@ -15,6 +18,9 @@ use crate::agent::Agents;
 use crate::agent::router::ToolRouter;
 use crate::config::Project;
 use crate::inference::{ChatMessage, GenerateRequest, Generator, Models, ToolSpec};
+use crate::memory::config::MemoryConfig;
+use crate::memory::engine::Memory;
+use crate::memory::messages::{CoreMessage, Role};
 use crate::tools::schema::Schema;
 use crate::tools::{Tool, ToolContext, ToolRegistry};
 use crate::workflow::engine::Status;
@@ -44,6 +50,15 @@ pub struct Network {
     pub agents: Vec<String>,
     pub workflows: Vec<String>,
     pub tools: Vec<Arc<Tool>>,
+    /// `Some` when the network keeps its conversations.
+    pub memory: Option<MemoryConfig>,
+}
+
+/// The thread a network call belongs to (only for networks with memory).
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub thread_id: String,
+    pub resource_id: String,
 }
 
 /// What the router decided.
@@ -88,6 +103,7 @@ pub struct Networks {
     networks: IndexMap<String, Arc<Network>>,
     agents: Agents,
     runs: Arc<Runs>,
+    memory: Arc<Memory>,
     /// Compares tasks with primitives for models that do not decide themselves.
     similarity: ToolRouter,
 }
@@ -99,6 +115,7 @@ impl Networks {
         tools: &ToolRegistry,
         agents: Agents,
         runs: Arc<Runs>,
+        memory: Arc<Memory>,
     ) -> Result<Networks, NetworkError> {
         let mut networks = IndexMap::new();
         for (key, cfg) in &project.networks {
@@ -108,6 +125,13 @@ impl Networks {
                     cfg.model
                 ))
             })?;
+            let memory_config = cfg
+                .memory
+                .as_ref()
+                .filter(|m| **m != Value::Bool(false))
+                .map(|m| MemoryConfig::default().apply(m))
+                .transpose()
+                .map_err(|e| NetworkError::Config(format!("network `{key}`: memory: {e}")))?;
             networks.insert(
                 key.clone(),
                 Arc::new(Network {
@@ -123,6 +147,7 @@ impl Networks {
                         .filter_map(|t| tools.resolve(t))
                         .flatten()
                         .collect(),
+                    memory: memory_config,
                 }),
             );
         }
@@ -131,8 +156,68 @@ impl Networks {
             networks,
             agents,
             runs,
+            memory,
             similarity: ToolRouter::new(embedder),
         })
+    }
+
+    /// The thread of a call to `net`: the one asked for, else a new one named by the call;
+    /// its resource is the one asked for, else the network. `None` for networks without memory.
+    pub fn conversation(
+        net: &Network,
+        thread_id: Option<String>,
+        resource_id: Option<String>,
+        run_id: &str,
+    ) -> Option<Conversation> {
+        net.memory.as_ref()?;
+        Some(Conversation {
+            thread_id: thread_id.unwrap_or_else(|| run_id.to_string()),
+            resource_id: resource_id.unwrap_or_else(|| net.key.clone()),
+        })
+    }
+
+    /// The thread's recent messages as text for the router ("" for a new thread).
+    async fn recall(
+        &self,
+        net: &Network,
+        conversation: &Conversation,
+        task: &str,
+    ) -> Result<String, NetworkError> {
+        let Some(config) = &net.memory else {
+            return Ok(String::new());
+        };
+        let recalled = self
+            .memory
+            .recall(
+                config,
+                &conversation.thread_id,
+                &conversation.resource_id,
+                task,
+            )
+            .await
+            .map_err(|e| NetworkError::Failed(format!("memory: {e}")))?;
+        Ok(recalled
+            .history
+            .iter()
+            .map(|m| format!("- {}: {}\n", m.role.as_str(), m.text_content()))
+            .collect())
+    }
+
+    async fn remember(
+        &self,
+        conversation: &Conversation,
+        role: Role,
+        text: &str,
+    ) -> Result<(), NetworkError> {
+        self.memory
+            .remember(
+                &conversation.thread_id,
+                &conversation.resource_id,
+                &[CoreMessage::text(role, text)],
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| NetworkError::Failed(format!("memory: {e}")))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Network>> {
@@ -190,6 +275,7 @@ impl Networks {
         &self,
         net: &Network,
         task: &str,
+        earlier: &str,
         done: &[Iteration],
     ) -> Result<Decision, NetworkError> {
         if !net.model.decides_tool_use() {
@@ -240,11 +326,14 @@ impl Networks {
                 )
             })
             .collect();
-        let user = if history.is_empty() {
-            format!("Task: {task}")
-        } else {
-            format!("Task: {task}\nDone so far:\n{history}")
-        };
+        let mut user = String::new();
+        if !earlier.is_empty() {
+            user.push_str(&format!("Earlier in this conversation:\n{earlier}\n"));
+        }
+        user.push_str(&format!("Task: {task}"));
+        if !history.is_empty() {
+            user.push_str(&format!("\nDone so far:\n{history}"));
+        }
         let mut req = GenerateRequest::new(vec![
             ChatMessage::new("system", system),
             ChatMessage::new("user", user),
@@ -430,33 +519,37 @@ impl Networks {
         }
     }
 
-    /// One routing step and its primitive.
-    pub async fn step(
-        &self,
-        net: &Network,
-        task: &str,
-        done: &[Iteration],
-        progress: &(dyn Fn(Progress) + Send + Sync),
-    ) -> Result<Iteration, NetworkError> {
-        let decision = self.route(net, task, done).await?;
-        progress(Progress::Routed(decision.clone()));
-        let result = self.execute(net, &decision).await?;
-        let iteration = Iteration { decision, result };
-        progress(Progress::Ran(iteration.clone()));
-        Ok(iteration)
-    }
-
-    /// Routes until the router says the task is complete (or `max_iterations` steps).
+    /// Routes until the router says the task is complete (or `max_iterations` steps; one for
+    /// a single routing step). With a conversation, the task and each primitive's answer are
+    /// saved on its thread as they happen.
     pub async fn run_loop(
         &self,
         net: &Network,
         task: &str,
+        conversation: Option<&Conversation>,
         max_iterations: usize,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<LoopOutcome, NetworkError> {
+        let earlier = match conversation {
+            Some(c) => {
+                let earlier = self.recall(net, c, task).await?;
+                self.remember(c, Role::User, task).await?;
+                earlier
+            }
+            None => String::new(),
+        };
         let mut done: Vec<Iteration> = Vec::new();
         for _ in 0..max_iterations.max(1) {
-            let iteration = self.step(net, task, &done, progress).await?;
+            let decision = self.route(net, task, &earlier, &done).await?;
+            progress(Progress::Routed(decision.clone()));
+            let result = self.execute(net, &decision).await?;
+            if let Some(c) = conversation
+                && decision.resource_type != "none"
+            {
+                self.remember(c, Role::Assistant, &result).await?;
+            }
+            let iteration = Iteration { decision, result };
+            progress(Progress::Ran(iteration.clone()));
             let finished =
                 iteration.decision.is_complete || iteration.decision.resource_type == "none";
             done.push(iteration);

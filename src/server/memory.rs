@@ -23,12 +23,14 @@ struct Resolved {
     config: MemoryConfig,
 }
 
-/// `Some` when the addressed agent has memory; 404 for unknown agents or networks. Networks
-/// keep no memory of their own (their agents do), so a known network has none.
+/// `Some` when the addressed agent (or network) has memory; 404 for unknown agents or networks.
 fn lookup(state: &AppState, req: &Request) -> Result<Option<Resolved>, ApiError> {
     if let Some(network) = req.query::<String>("networkId").filter(|s| !s.is_empty()) {
-        state.networks.get(&network)?;
-        return Ok(None);
+        let net = state.networks.get(&network)?;
+        return Ok(net.memory.clone().map(|config| Resolved {
+            memory: state.memory.clone(),
+            config,
+        }));
     }
     let Some(agent_id) = req.query::<String>("agentId").filter(|s| !s.is_empty()) else {
         return Ok(None);

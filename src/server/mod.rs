@@ -138,11 +138,12 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         tracing::info_span!("mcp_clients", instance = capture.instance),
     )
     .await?;
-    // Saved messages are embedded only when some agent recalls by meaning.
+    // Saved messages are embedded only when some agent or network recalls by meaning.
     let semantic = project
         .agents
         .values()
         .filter_map(|a| a.memory.as_ref())
+        .chain(project.networks.values().filter_map(|n| n.memory.as_ref()))
         .any(|m| {
             crate::memory::config::MemoryConfig::default()
                 .apply(m)
@@ -197,6 +198,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         &tools,
         agents.clone(),
         runs.clone(),
+        memory.clone(),
     )?);
     let state = Arc::new(AppState {
         mcp,

@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use super::ApiError;
 use super::request::json_object;
 use super::state::AppState;
-use crate::network::{DEFAULT_MAX_ITERATIONS, Iteration, Network, Networks, Progress, task_of};
+use crate::network::{
+    Conversation, DEFAULT_MAX_ITERATIONS, Iteration, Network, Networks, Progress, task_of,
+};
 
 fn network_json(net: &Network, networks: &Networks) -> Value {
     let agents: Vec<Value> = net
@@ -79,16 +81,38 @@ pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, Ap
     Ok(Json(network_json(network(state, req)?, &state.networks)))
 }
 
-/// The network and the task of a routing request.
-async fn routing_request(
-    req: &mut Request,
-    depot: &Depot,
-) -> Result<(std::sync::Arc<Network>, String, Map<String, Value>), ApiError> {
+/// What a routing request asks: the network, the task, its conversation (for networks with
+/// memory: `threadId`, `resourceId`), and the rest of the body.
+struct Routing {
+    net: std::sync::Arc<Network>,
+    task: String,
+    conversation: Option<Conversation>,
+    run_id: String,
+    body: Map<String, Value>,
+}
+
+async fn routing_request(req: &mut Request, depot: &Depot) -> Result<Routing, ApiError> {
     let state = AppState::get(depot);
     let net = network(state, req)?.clone();
     let body = json_object(req, depot).await?;
     let task = task_of(&body)?;
-    Ok((net, task, body))
+    let text = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "`{key}` must be a non-empty string"
+        ))),
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let conversation =
+        Networks::conversation(&net, text("threadId")?, text("resourceId")?, &run_id);
+    Ok(Routing {
+        net,
+        task,
+        conversation,
+        run_id,
+        body,
+    })
 }
 
 fn ignore(_: Progress) {}
@@ -96,11 +120,17 @@ fn ignore(_: Progress) {}
 /// One routing step: `{task, result, resourceId, resourceType}`.
 #[endpoint(tags("vNextNetworks"), operation_id = "generateVNextNetwork", parameters(("networkId" = String, Path, description = "The network id")))]
 pub async fn generate(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
-    let (net, task, _) = routing_request(req, depot).await?;
+    let r = routing_request(req, depot).await?;
     let state = AppState::get(depot);
-    let it = state.networks.step(&net, &task, &[], &ignore).await?;
+    let outcome = state
+        .networks
+        .run_loop(&r.net, &r.task, r.conversation.as_ref(), 1, &ignore)
+        .await?;
+    let Some(it) = outcome.iterations.first() else {
+        return Err(ApiError::internal("the routing step did not run"));
+    };
     Ok(Json(json!({
-        "task": task,
+        "task": r.task,
         "result": it.result,
         "resourceId": it.decision.resource_id,
         "resourceType": it.decision.resource_type,
@@ -121,10 +151,13 @@ fn max_iterations(body: &Map<String, Value>) -> Result<usize, ApiError> {
 /// Routes until the task is complete; answers the loop's WorkflowResult.
 #[endpoint(tags("vNextNetworks"), operation_id = "loopVNextNetwork", parameters(("networkId" = String, Path, description = "The network id")))]
 pub async fn run_loop(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
-    let (net, task, body) = routing_request(req, depot).await?;
-    let limit = max_iterations(&body)?;
+    let r = routing_request(req, depot).await?;
+    let (task, limit) = (r.task.clone(), max_iterations(&r.body)?);
     let state = AppState::get(depot);
-    let outcome = state.networks.run_loop(&net, &task, limit, &ignore).await?;
+    let outcome = state
+        .networks
+        .run_loop(&r.net, &task, r.conversation.as_ref(), limit, &ignore)
+        .await?;
     let last = outcome.iterations.last().map(|i| i.decision.clone());
     let result = json!({
         "task": task,
@@ -201,10 +234,15 @@ async fn stream_routing(
     res: &mut Response,
     looping: bool,
 ) -> Result<(), ApiError> {
-    let (net, task, body) = routing_request(req, depot).await?;
+    let Routing {
+        net,
+        task,
+        conversation,
+        run_id,
+        body,
+    } = routing_request(req, depot).await?;
     let limit = if looping { max_iterations(&body)? } else { 1 };
     let state = AppState::get(depot).clone();
-    let run_id = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = mpsc::unbounded_channel::<Value>();
     let _ = tx.send(json!({"type": "start", "payload": {"runId": run_id}}));
     let started = json!({"type": "step-start", "payload": {"id": "routing-step", "status": "running", "startedAt": crate::workflow::engine::now_ms()}});
@@ -220,7 +258,10 @@ async fn stream_routing(
                 let _ = sender.send(json!({"type": "step-start", "payload": {"id": "routing-step", "status": "running", "startedAt": crate::workflow::engine::now_ms()}}));
             }
         };
-        let outcome = state.networks.run_loop(&net, &task, limit, &progress).await;
+        let outcome = state
+            .networks
+            .run_loop(&net, &task, conversation.as_ref(), limit, &progress)
+            .await;
         let end = match outcome {
             Ok(o) => {
                 json!({"type": "step-result", "payload": {"id": "final-step", "status": "success", "output": {"task": task, "result": o.result, "iteration": o.iterations.len(), "isComplete": o.is_complete, "completionReason": o.completion_reason}, "endedAt": crate::workflow::engine::now_ms()}})

@@ -55,7 +55,15 @@ async fn scripted(req: &mut Request, res: &mut Response) {
         // A router: the weather agent first, then done; a doubling task goes to the workflow.
         "router" => {
             let asked = last["content"].as_str().unwrap_or_default();
-            let decision = if asked.contains("Done so far") {
+            let decision = if asked.contains("What did I ask?") {
+                // Answers from the conversation the network remembers.
+                let earlier = asked
+                    .split("Earlier in this conversation:")
+                    .nth(1)
+                    .and_then(|rest| rest.split("Task:").next())
+                    .unwrap_or("nothing");
+                json!({"primitive": "none", "prompt": format!("You said: {}", earlier.trim()), "input": {}, "isComplete": true, "reason": "remembered"})
+            } else if asked.contains("Done so far") {
                 json!({"primitive": "none", "prompt": "All done", "input": {}, "isComplete": true, "reason": "answered"})
             } else if asked.contains("double") {
                 json!({"primitive": "workflow:double", "prompt": "", "input": {"n": 21}, "isComplete": false, "reason": "arithmetic"})
@@ -1108,10 +1116,10 @@ mcp_servers:
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn networks_route_tasks_to_agents_and_workflows() {
-    let base = scripted_server().await;
-    let s = TestServer::start(&format!(
+/// A project with the `helpers` network routed by the scripted router; `extra` is added to
+/// the network's entry.
+fn network_project(base: &str, extra: &str) -> String {
+    format!(
         r#"
 models:
   weather: {{ openai: {{ base_url: "{base}", model: weather }} }}
@@ -1136,9 +1144,15 @@ networks:
     agents: [weatherAgent]
     workflows: [double]
     tools: [weatherTool]
+    {extra}
 "#
-    ))
-    .await;
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_route_tasks_to_agents_and_workflows() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&network_project(&base, "")).await;
     let list = s.get("/api/networks/v-next").await.json();
     let net = &list[0];
     assert_eq!(net["id"], "helpers", "{list}");
@@ -1269,9 +1283,91 @@ networks:
         )
         .await;
     assert_eq!(r.status, 501);
-    // Network memory: the network is known, and keeps no memory of its own.
+    // Network memory: the network is known, and keeps no memory unless it has `memory`.
     let r = s.get("/api/memory/network/status?networkId=helpers").await;
     assert_eq!(r.json()["result"], false, "{}", r.text);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_with_memory_keep_their_conversations() {
+    let base = scripted_server().await;
+    let s = TestServer::start(&network_project(&base, "memory: { last_messages: 10 }")).await;
+    let status = s.get("/api/memory/network/status?networkId=helpers").await;
+    assert_eq!(status.json()["result"], true, "{}", status.text);
+
+    let turn =
+        json!({"message": "What is the weather?", "threadId": "chat-1", "resourceId": "ann"});
+    let done = s
+        .post("/api/networks/v-next/helpers/loop", turn)
+        .await
+        .json();
+    assert_eq!(done["result"]["result"], "All done", "{done}");
+    let threads = s
+        .get("/api/memory/network/threads?resourceid=ann&networkId=helpers")
+        .await
+        .json();
+    assert_eq!(threads[0]["id"], "chat-1", "{threads}");
+    // The task, then what the agent answered (the router's own "done" is not a message).
+    let stored = s
+        .get("/api/memory/network/threads/chat-1/messages?networkId=helpers")
+        .await
+        .json();
+    let turns: Vec<(String, String)> = stored["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let text = match &m["content"] {
+                Value::String(t) => t.clone(),
+                other => other[0]["text"].as_str().unwrap_or_default().to_string(),
+            };
+            (m["role"].as_str().unwrap().to_string(), text)
+        })
+        .collect();
+    assert_eq!(turns.len(), 2, "{stored}");
+    assert_eq!(turns[0], ("user".into(), "What is the weather?".into()));
+    assert_eq!(turns[1].0, "assistant");
+    assert!(turns[1].1.starts_with("Tool said:"), "{turns:?}");
+
+    // The next turn on the thread: the router is shown the conversation so far.
+    let again = s
+        .post(
+            "/api/networks/v-next/helpers/generate",
+            json!({"message": "What did I ask?", "threadId": "chat-1", "resourceId": "ann"}),
+        )
+        .await
+        .json();
+    assert!(
+        again["result"]
+            .as_str()
+            .unwrap()
+            .contains("user: What is the weather?"),
+        "{again}"
+    );
+    // Without a thread each call is a thread of its own, under the network's id.
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/stream",
+            json!({"message": "double 2"}),
+        )
+        .await;
+    assert!(r.text.contains("workflow-step"), "{}", r.text);
+    let own = s
+        .get("/api/memory/network/threads?resourceid=helpers&networkId=helpers")
+        .await
+        .json();
+    assert_eq!(own.as_array().unwrap().len(), 1, "{own}");
+    let r = s
+        .post(
+            "/api/networks/v-next/helpers/generate",
+            json!({"message": "hi", "threadId": 7}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "`threadId` must be a non-empty string".into())
+    );
     s.stop().await;
 }
 
