@@ -95,14 +95,30 @@ pub enum AgentEvent {
     StepFinish(Box<StepResult>),
 }
 
-fn now_iso() -> String {
+/// The tool message that carries a step's tool results.
+pub fn tool_message(results: &[ToolResultRecord]) -> CoreMessage {
+    CoreMessage {
+        role: Role::Tool,
+        parts: results
+            .iter()
+            .map(|r| Part::ToolResult {
+                id: r.tool_call_id.clone(),
+                name: r.tool_name.clone(),
+                result: r.result.clone(),
+                is_error: r.is_error,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn now_iso() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Millisecond)
         .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_default()
 }
 
-fn new_message_id() -> String {
+pub(crate) fn new_message_id() -> String {
     format!("msg-{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
 }
 
@@ -446,18 +462,7 @@ impl Runner<'_> {
                 results.push(r);
             }
             if !results.is_empty() {
-                let tool_message = CoreMessage {
-                    role: Role::Tool,
-                    parts: results
-                        .iter()
-                        .map(|r| Part::ToolResult {
-                            id: r.tool_call_id.clone(),
-                            name: r.tool_name.clone(),
-                            result: r.result.clone(),
-                            is_error: r.is_error,
-                        })
-                        .collect(),
-                };
+                let tool_message = tool_message(&results);
                 conversation.push(tool_message.clone());
                 produced.push(tool_message);
             }

@@ -9,6 +9,8 @@
 //! message, as Mastra's networks do) and shows the routing model the thread's recent messages.
 //! Knows nothing of HTTP.
 
+pub mod legacy;
+
 use std::sync::Arc;
 
 use indexmap::IndexMap;

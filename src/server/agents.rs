@@ -9,16 +9,16 @@ use salvo::http::HeaderValue;
 use salvo::http::header::CONTENT_TYPE;
 use salvo::prelude::*;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
 use super::ApiError;
 use super::request::{json_object, runtime_context, truthy};
 use super::state::AppState;
 use super::tools::wire as tool_wire;
+use crate::agent::Agent;
 use crate::agent::options::CallOptions;
 use crate::agent::run::{AgentEvent, RunResult, StepResult};
-use crate::agent::{Agent, AgentError};
 use crate::inference::{FinishReason, Usage};
 
 const PLAYGROUND_HEADER: &str = "x-mastra-dev-playground";
@@ -200,7 +200,7 @@ fn step_json(model_id: &str, s: &StepResult) -> Value {
 }
 
 /// The generate answer (§4.1.4): AI SDK `generateText`'s result, or `generateObject`'s with `output`.
-fn generate_json(r: &RunResult, structured_only: bool) -> Value {
+pub(super) fn generate_json(r: &RunResult, structured_only: bool) -> Value {
     let last = r.steps.last();
     let response = response_json(&r.model_id, last, messages_json(&r.response_messages));
     if structured_only {
@@ -240,9 +240,9 @@ fn generate_json(r: &RunResult, structured_only: bool) -> Value {
 }
 
 /// A call running in its own task; dropping it (the client went away) cancels the call.
-struct RunningCall {
+pub(super) struct RunningCall {
     events: UnboundedReceiver<AgentEvent>,
-    task: Option<JoinHandle<Result<RunResult, AgentError>>>,
+    task: Option<JoinHandle<Result<RunResult, ApiError>>>,
 }
 
 impl Drop for RunningCall {
@@ -255,13 +255,19 @@ impl Drop for RunningCall {
 
 impl RunningCall {
     fn start(state: Arc<AppState>, agent: Arc<Agent>, opts: CallOptions) -> RunningCall {
+        Self::spawn(move |tx| async move { Ok(state.agents.call(&agent, &opts, Some(tx)).await?) })
+    }
+
+    /// Runs `call` (given where to send its events) in its own task.
+    pub(super) fn spawn<F, Fut>(call: F) -> RunningCall
+    where
+        F: FnOnce(UnboundedSender<AgentEvent>) -> Fut,
+        Fut: std::future::Future<Output = Result<RunResult, ApiError>> + Send + 'static,
+    {
         let (tx, events) = unbounded_channel();
         // The task keeps the request's span, so the run's logs carry its request and instance.
         let span = tracing::Span::current();
-        let task = tokio::spawn(tracing::Instrument::instrument(
-            async move { state.agents.call(&agent, &opts, Some(tx)).await },
-            span,
-        ));
+        let task = tokio::spawn(tracing::Instrument::instrument(call(tx), span));
         RunningCall {
             events,
             task: Some(task),
@@ -269,14 +275,14 @@ impl RunningCall {
     }
 
     /// The next event, or the outcome once the run has ended (after its last event).
-    async fn next(&mut self) -> Option<Result<AgentEvent, Result<RunResult, AgentError>>> {
+    async fn next(&mut self) -> Option<Result<AgentEvent, Result<RunResult, ApiError>>> {
         if let Some(e) = self.events.recv().await {
             return Some(Ok(e));
         }
         let task = self.task.take()?;
         Some(Err(match task.await {
             Ok(outcome) => outcome,
-            Err(e) => Err(AgentError::Config(format!("the agent run stopped: {e}"))),
+            Err(e) => Err(ApiError::internal(format!("the agent run stopped: {e}"))),
         }))
     }
 
@@ -288,7 +294,7 @@ impl RunningCall {
     ) -> Result<
         (
             RunningCall,
-            Vec<Result<AgentEvent, Result<RunResult, AgentError>>>,
+            Vec<Result<AgentEvent, Result<RunResult, ApiError>>>,
         ),
         ApiError,
     > {
@@ -300,7 +306,7 @@ impl RunningCall {
                     held.push(Ok(e));
                     return Ok((self, held));
                 }
-                Some(Err(Err(e))) => return Err(e.into()),
+                Some(Err(Err(e))) => return Err(e),
                 Some(Err(done)) => {
                     held.push(Err(done));
                     return Ok((self, held));
@@ -311,10 +317,11 @@ impl RunningCall {
     }
 }
 
-type Framer = Box<dyn FnMut(Result<AgentEvent, Result<RunResult, AgentError>>) -> String + Send>;
+pub(super) type Framer =
+    Box<dyn FnMut(Result<AgentEvent, Result<RunResult, ApiError>>) -> String + Send>;
 
 /// Streams the call's output through `framer` (one string per event).
-async fn stream_call(
+pub(super) async fn stream_call(
     res: &mut Response,
     call: RunningCall,
     content_type: Option<&'static str>,
@@ -350,7 +357,7 @@ fn data_line(code: char, v: &Value) -> String {
 }
 
 /// AI-SDK v4 data stream framing (§2.1).
-fn data_stream_framer() -> Framer {
+pub(super) fn data_stream_framer() -> Framer {
     Box::new(move |item| match item {
         Ok(AgentEvent::StepStart { message_id }) => {
             data_line('f', &json!({"messageId": message_id}))
@@ -375,7 +382,8 @@ fn data_stream_framer() -> Framer {
         Err(Err(e)) => data_line(
             '3',
             &Value::String(format!(
-                "An error occurred while processing your request. {e}"
+                "An error occurred while processing your request. {}",
+                e.message
             )),
         ),
     })
@@ -432,7 +440,7 @@ fn vnext_framer(run_id: String) -> Framer {
                 json!({"usage": usage_json(&r.usage), "providerMetadata": {}, "totalUsage": usage_json(&total)}),
             ),
             // 0.13 only logs such errors; an in-band record tells the client why it ended.
-            Err(Err(e)) => record("error", json!({"error": e.to_string()})),
+            Err(Err(e)) => record("error", json!({"error": e.message})),
         });
         out
     })

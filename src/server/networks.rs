@@ -1,17 +1,20 @@
 //! `vNextNetworks` and `networks` groups (spec §4.3): the project's networks, one routing step
 //! (`generate`, `stream`) or a routing loop (`loop`, `loop-stream`), streamed as workflow v1
-//! events (§3.10); the legacy group lists the same networks.
+//! events (§3.10); the legacy group lists the same networks and calls them as the legacy
+//! AgentNetwork did, answering like an agent (see `network::legacy`).
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
-use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::ApiError;
+use super::agents::{RunningCall, data_stream_framer, generate_json, stream_call};
 use super::request::json_object;
 use super::state::AppState;
+use crate::memory::messages::{Role, parse_input};
 use crate::network::{
     Conversation, DEFAULT_MAX_ITERATIONS, Iteration, Network, Networks, Progress, task_of,
 };
@@ -84,18 +87,19 @@ pub async fn get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, Ap
 /// What a routing request asks: the network, the task, its conversation (for networks with
 /// memory: `threadId`, `resourceId`), and the rest of the body.
 struct Routing {
-    net: std::sync::Arc<Network>,
+    net: Arc<Network>,
     task: String,
     conversation: Option<Conversation>,
     run_id: String,
     body: Map<String, Value>,
 }
 
-async fn routing_request(req: &mut Request, depot: &Depot) -> Result<Routing, ApiError> {
-    let state = AppState::get(depot);
-    let net = network(state, req)?.clone();
-    let body = json_object(req, depot).await?;
-    let task = task_of(&body)?;
+/// The conversation a call's `threadId` and `resourceId` name (networks with memory only).
+fn conversation_of(
+    net: &Network,
+    body: &Map<String, Value>,
+    run_id: &str,
+) -> Result<Option<Conversation>, ApiError> {
     let text = |key: &str| match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
@@ -103,9 +107,21 @@ async fn routing_request(req: &mut Request, depot: &Depot) -> Result<Routing, Ap
             "`{key}` must be a non-empty string"
         ))),
     };
+    Ok(Networks::conversation(
+        net,
+        text("threadId")?,
+        text("resourceId")?,
+        run_id,
+    ))
+}
+
+async fn routing_request(req: &mut Request, depot: &Depot) -> Result<Routing, ApiError> {
+    let state = AppState::get(depot);
+    let net = network(state, req)?.clone();
+    let body = json_object(req, depot).await?;
+    let task = task_of(&body)?;
     let run_id = uuid::Uuid::new_v4().to_string();
-    let conversation =
-        Networks::conversation(&net, text("threadId")?, text("resourceId")?, &run_id);
+    let conversation = conversation_of(&net, &body, &run_id)?;
     Ok(Routing {
         net,
         task,
@@ -342,37 +358,96 @@ pub async fn legacy_list(depot: &mut Depot) -> Json<Vec<Value>> {
     )
 }
 
-/// One network, as a legacy AgentNetwork (by its legacy id).
-#[endpoint(tags("networks"), operation_id = "getNetworkById", parameters(("networkId" = String, Path, description = "The network id")))]
-pub async fn legacy_get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
-    let state = AppState::get(depot);
+/// The network a legacy route names by its legacy id.
+fn legacy_network(state: &AppState, req: &Request) -> Result<Arc<Network>, ApiError> {
     let id = req.param::<String>("networkId").unwrap_or_default();
     state
         .networks
         .iter()
         .find(|n| legacy_id(&n.name) == id)
-        .map(|n| Json(legacy_json(n, &state.networks)))
+        .cloned()
         .ok_or_else(|| ApiError::not_found("Network not found"))
 }
 
-/// Legacy AgentNetwork generation is not served: networks route with the vNext routes.
+/// One network, as a legacy AgentNetwork (by its legacy id).
+#[endpoint(tags("networks"), operation_id = "getNetworkById", parameters(("networkId" = String, Path, description = "The network id")))]
+pub async fn legacy_get(req: &mut Request, depot: &mut Depot) -> Result<Json<Value>, ApiError> {
+    let state = AppState::get(depot);
+    let net = legacy_network(state, req)?;
+    Ok(Json(legacy_json(&net, &state.networks)))
+}
+
+/// A legacy call: its network, its task (the last user message of `messages`, which takes
+/// every form an agent call does) and its conversation.
+async fn legacy_request(
+    req: &mut Request,
+    depot: &Depot,
+) -> Result<(Arc<Network>, String, Option<Conversation>), ApiError> {
+    let state = AppState::get(depot);
+    let net = legacy_network(state, req)?;
+    let body = json_object(req, depot).await?;
+    let messages = match body.get("messages") {
+        None | Some(Value::Null) => return Err(ApiError::required("messages")),
+        Some(m) => m,
+    };
+    if body.get("output").is_some_and(|o| !o.is_null()) {
+        return Err(ApiError::bad_request(
+            "a network answers with text: `output` (structured output) is not supported",
+        ));
+    }
+    let parsed = parse_input(messages).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let task = parsed
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.text_content())
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("`messages` holds no user message with text"))?;
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let conversation = conversation_of(&net, &body, &run_id)?;
+    Ok((net, task, conversation))
+}
+
+/// Routes the task as the legacy AgentNetwork did and answers like an agent's `generate`:
+/// each primitive the router chose is a call of the tool `transmit`, the text is the answer.
 #[endpoint(tags("networks"), operation_id = "generateNetwork", parameters(("networkId" = String, Path, description = "The network id")))]
-pub async fn legacy_generate(req: &mut Request) -> Result<(), ApiError> {
-    Err(legacy_generation(req))
+pub async fn legacy_generate(
+    req: &mut Request,
+    depot: &mut Depot,
+) -> Result<Json<Value>, ApiError> {
+    let (net, task, conversation) = legacy_request(req, depot).await?;
+    let state = AppState::get(depot);
+    let result = state
+        .networks
+        .converse(&net, &task, conversation.as_ref(), None)
+        .await?;
+    Ok(Json(generate_json(&result, false)))
 }
 
-/// Legacy AgentNetwork streaming is not served: networks route with the vNext routes.
+/// As `generate`, streamed as the AI SDK data stream (§2.1).
 #[endpoint(tags("networks"), operation_id = "streamNetwork", parameters(("networkId" = String, Path, description = "The network id")))]
-pub async fn legacy_stream(req: &mut Request) -> Result<(), ApiError> {
-    Err(legacy_generation(req))
-}
-
-fn legacy_generation(req: &Request) -> ApiError {
-    let id = req.param::<String>("networkId").unwrap_or_default();
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "legacy AgentNetwork generation is not served by edgestra; route the task with POST /api/networks/v-next/{id}/generate or /loop"
-        ),
+pub async fn legacy_stream(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), ApiError> {
+    let (net, task, conversation) = legacy_request(req, depot).await?;
+    let state = AppState::get(depot).clone();
+    res.headers_mut().insert(
+        "x-vercel-ai-data-stream",
+        salvo::http::HeaderValue::from_static("v1"),
+    );
+    let call = RunningCall::spawn(move |tx| async move {
+        Ok(state
+            .networks
+            .converse(&net, &task, conversation.as_ref(), Some(tx))
+            .await?)
+    });
+    stream_call(
+        res,
+        call,
+        Some("text/plain; charset=utf-8"),
+        data_stream_framer(),
     )
+    .await
 }

@@ -1276,13 +1276,61 @@ async fn networks_route_tasks_to_agents_and_workflows() {
         )
         .await;
     assert!(r.text.contains("workflow-step"), "{}", r.text);
-    let r = s
+    // The legacy AgentNetwork calls: the loop as an agent call whose tool `transmit` hands the
+    // task on; the answer is the last step's text.
+    let v = s
         .post(
             "/api/networks/Helpers_Network/generate",
-            json!({"messages": "hi"}),
+            json!({"messages": [{"role": "user", "content": "What is the weather?"}]}),
+        )
+        .await
+        .json();
+    assert_eq!(v["text"], "All done", "{v}");
+    assert_eq!(v["finishReason"], "stop");
+    let first = &v["steps"][0];
+    assert_eq!(first["toolCalls"][0]["toolName"], "transmit", "{v}");
+    assert_eq!(
+        first["toolCalls"][0]["args"],
+        json!({"actions": [{"agent": "weatherAgent", "input": "Weather in Berlin?"}]})
+    );
+    assert!(
+        first["toolResults"][0]["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tool said:"),
+        "{v}"
+    );
+    assert_eq!(v["steps"].as_array().unwrap().len(), 2);
+    let r = s
+        .post(
+            "/api/networks/Helpers_Network/stream",
+            json!({"messages": "What is the weather?"}),
         )
         .await;
-    assert_eq!(r.status, 501);
+    assert_eq!(r.headers["x-vercel-ai-data-stream"], "v1");
+    let codes: String = lines(&r.text).iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, "f9aef0ed", "{}", r.text);
+    assert!(r.text.contains("0:\"All done\""), "{}", r.text);
+    for (body, status, error) in [
+        (json!({}), 400, "Argument \"messages\" is required"),
+        (
+            json!({"messages": [{"role": "assistant", "content": "hi"}]}),
+            400,
+            "`messages` holds no user message with text",
+        ),
+        (
+            json!({"messages": "hi", "output": {"type": "object"}}),
+            400,
+            "a network answers with text: `output` (structured output) is not supported",
+        ),
+    ] {
+        let r = s.post("/api/networks/Helpers_Network/generate", body).await;
+        assert_eq!((r.status, r.error()), (status, error.into()), "{}", r.text);
+    }
+    let r = s
+        .post("/api/networks/nope/stream", json!({"messages": "hi"}))
+        .await;
+    assert_eq!((r.status, r.error()), (404, "Network not found".into()));
     // Network memory: the network is known, and keeps no memory unless it has `memory`.
     let r = s.get("/api/memory/network/status?networkId=helpers").await;
     assert_eq!(r.json()["result"], false, "{}", r.text);
