@@ -158,28 +158,35 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening for the stop signal before saying so: a SIGTERM sent as soon as the line is read
+    // must stop the server gracefully, not kill it.
+    let stop = shutdown_signal();
     let base = format!("http://{}", running.addr);
     println!("edgestra is serving {origin}: API {base}/api · playground {base}/");
     tracing::info!(addr = %running.addr, data_dir = %opts.data_dir.display(), "edgestra started");
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     running.stop().await;
     ExitCode::SUCCESS
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Starts listening for SIGTERM at once (Ctrl-C too, on the first poll); the future ends at the
+/// first of them.
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        if let Ok(mut term) = term {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
         }
+        let _ = ctrl_c.await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 fn validate(file: &Path) -> ExitCode {

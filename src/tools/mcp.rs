@@ -81,12 +81,8 @@ impl McpClient {
         };
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
         let session = self.session().await?;
-        let result = self.deadline(session.call_tool(params)).await;
-        if result.is_err() && (session.is_closed() || session.is_transport_closed()) {
-            // The next call starts a new session rather than failing the same way.
-            self.forget(&session).await;
-        }
-        serde_json::to_value(result?).map_err(|e| ToolError::Failed(e.to_string()))
+        let result = self.deadline(session.call_tool(params)).await?;
+        serde_json::to_value(result).map_err(|e| ToolError::Failed(e.to_string()))
     }
 
     /// Closes the session, ending the server process of a stdio client.
@@ -98,7 +94,8 @@ impl McpClient {
         }
     }
 
-    /// The open session, connecting first when there is none or it has ended.
+    /// The open session, connecting first when there is none or it has ended (the transport
+    /// closes when a stdio server exits or an HTTP session is refused).
     async fn session(&self) -> Result<Arc<Session>, ToolError> {
         let mut held = self.session.lock().await;
         if let Some(session) = held.as_ref()
@@ -114,14 +111,6 @@ impl McpClient {
         );
         *held = Some(session.clone());
         Ok(session)
-    }
-
-    /// Drops `session` if it is still the held one, so that the next use connects again.
-    async fn forget(&self, session: &Arc<Session>) {
-        let mut held = self.session.lock().await;
-        if held.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
-            *held = None;
-        }
     }
 
     async fn connect(&self) -> Result<Session, ToolError> {
