@@ -14,7 +14,33 @@ use crate::agent::run::{
     tool_message,
 };
 use crate::inference::{FinishReason, Usage};
-use crate::memory::messages::{CoreMessage, Part, Role};
+use crate::memory::messages::{CoreMessage, Part, Role, parse_input};
+
+/// A legacy call's task: the last user message of `messages` (required, in any form an agent
+/// call takes). `output` is refused: a network answers with text.
+pub fn task_of_messages(body: &serde_json::Map<String, Value>) -> Result<String, NetworkError> {
+    let messages = match body.get("messages") {
+        None | Some(Value::Null) => {
+            return Err(NetworkError::Invalid(
+                "Argument \"messages\" is required".into(),
+            ));
+        }
+        Some(m) => m,
+    };
+    if body.get("output").is_some_and(|o| !o.is_null()) {
+        return Err(NetworkError::Invalid(
+            "a network answers with text: `output` (structured output) is not supported".into(),
+        ));
+    }
+    let parsed = parse_input(messages).map_err(|e| NetworkError::Invalid(e.to_string()))?;
+    parsed
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .map(|m| m.text_content())
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| NetworkError::Invalid("`messages` holds no user message with text".into()))
+}
 
 /// The tool through which the router hands a task on.
 pub const TRANSMIT: &str = "transmit";

@@ -163,21 +163,6 @@ impl Networks {
         })
     }
 
-    /// The thread of a call to `net`: the one asked for, else a new one named by the call;
-    /// its resource is the one asked for, else the network. `None` for networks without memory.
-    pub fn conversation(
-        net: &Network,
-        thread_id: Option<String>,
-        resource_id: Option<String>,
-        run_id: &str,
-    ) -> Option<Conversation> {
-        net.memory.as_ref()?;
-        Some(Conversation {
-            thread_id: thread_id.unwrap_or_else(|| run_id.to_string()),
-            resource_id: resource_id.unwrap_or_else(|| net.key.clone()),
-        })
-    }
-
     /// The thread's recent messages as text for the router ("" for a new thread).
     async fn recall(
         &self,
@@ -576,6 +561,31 @@ impl Networks {
             completion_reason: format!("stopped after {max_iterations} routing steps"),
         })
     }
+}
+
+/// The thread of a call to `net` from a request's `threadId` and `resourceId`: the thread
+/// asked for, else a new one named by the call (`run_id`); the resource asked for, else the
+/// network. `None` for networks without memory.
+pub fn conversation_of(
+    net: &Network,
+    body: &serde_json::Map<String, Value>,
+    run_id: &str,
+) -> Result<Option<Conversation>, NetworkError> {
+    let text = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(_) => Err(NetworkError::Invalid(format!(
+            "`{key}` must be a non-empty string"
+        ))),
+    };
+    let (thread_id, resource_id) = (text("threadId")?, text("resourceId")?);
+    if net.memory.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Conversation {
+        thread_id: thread_id.unwrap_or_else(|| run_id.to_string()),
+        resource_id: resource_id.unwrap_or_else(|| net.key.clone()),
+    }))
 }
 
 /// Checks a request's task (`message`, required).

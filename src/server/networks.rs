@@ -14,9 +14,10 @@ use super::ApiError;
 use super::agents::{RunningCall, data_stream_framer, generate_json, stream_call};
 use super::request::json_object;
 use super::state::AppState;
-use crate::memory::messages::{Role, parse_input};
+use crate::network::legacy::task_of_messages;
 use crate::network::{
-    Conversation, DEFAULT_MAX_ITERATIONS, Iteration, Network, Networks, Progress, task_of,
+    Conversation, DEFAULT_MAX_ITERATIONS, Iteration, Network, Networks, Progress, conversation_of,
+    task_of,
 };
 
 fn network_json(net: &Network, networks: &Networks) -> Value {
@@ -92,27 +93,6 @@ struct Routing {
     conversation: Option<Conversation>,
     run_id: String,
     body: Map<String, Value>,
-}
-
-/// The conversation a call's `threadId` and `resourceId` name (networks with memory only).
-fn conversation_of(
-    net: &Network,
-    body: &Map<String, Value>,
-    run_id: &str,
-) -> Result<Option<Conversation>, ApiError> {
-    let text = |key: &str| match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "`{key}` must be a non-empty string"
-        ))),
-    };
-    Ok(Networks::conversation(
-        net,
-        text("threadId")?,
-        text("resourceId")?,
-        run_id,
-    ))
 }
 
 async fn routing_request(req: &mut Request, depot: &Depot) -> Result<Routing, ApiError> {
@@ -386,23 +366,7 @@ async fn legacy_request(
     let state = AppState::get(depot);
     let net = legacy_network(state, req)?;
     let body = json_object(req, depot).await?;
-    let messages = match body.get("messages") {
-        None | Some(Value::Null) => return Err(ApiError::required("messages")),
-        Some(m) => m,
-    };
-    if body.get("output").is_some_and(|o| !o.is_null()) {
-        return Err(ApiError::bad_request(
-            "a network answers with text: `output` (structured output) is not supported",
-        ));
-    }
-    let parsed = parse_input(messages).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let task = parsed
-        .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.text_content())
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("`messages` holds no user message with text"))?;
+    let task = task_of_messages(&body)?;
     let run_id = uuid::Uuid::new_v4().to_string();
     let conversation = conversation_of(&net, &body, &run_id)?;
     Ok((net, task, conversation))
