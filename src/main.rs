@@ -77,6 +77,15 @@ enum Command {
         /// Tokens to decode for the decode measurement.
         #[arg(long, default_value_t = 128)]
         decode_tokens: usize,
+        /// A GGUF chat model to measure instead of the embedded one.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Runs of each model measurement; the median is printed.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Inference threads (default: the machine's cores).
+        #[arg(long, env = "EDGESTRA_THREADS")]
+        threads: Option<usize>,
     },
 }
 
@@ -116,6 +125,9 @@ struct ServeArgs {
         default_value = "pretty"
     )]
     log_format: LogFormat,
+    /// Inference threads (default: the machine's cores).
+    #[arg(long, env = "EDGESTRA_THREADS")]
+    threads: Option<usize>,
 }
 
 fn load_project(path: Option<&Path>) -> Result<(Project, String), ConfigError> {
@@ -132,8 +144,26 @@ fn load_project(path: Option<&Path>) -> Result<(Project, String), ConfigError> {
     }
 }
 
+/// Sizes the inference pool (before anything starts it).
+fn set_threads(threads: Option<usize>) -> Result<(), edgestra::inference::InferenceError> {
+    match threads {
+        Some(0) => Err(edgestra::inference::InferenceError::InvalidRequest(
+            "--threads must be at least 1".into(),
+        )),
+        Some(n) => {
+            edgestra::inference::engine::pool::configure(n);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 async fn serve(args: ServeArgs) -> ExitCode {
     telemetry::install(Some(args.log_format));
+    if let Err(e) = set_threads(args.threads) {
+        eprintln!("edgestra: {e}");
+        return ExitCode::FAILURE;
+    }
     let (project, origin) = match load_project(args.config.as_deref()) {
         Ok(p) => p,
         Err(e) => {
@@ -406,8 +436,18 @@ async fn main() -> ExitCode {
         Command::Bench {
             prompt_tokens,
             decode_tokens,
+            model,
+            repeat,
+            threads,
             ..
-        } => match edgestra::inference::bench::run(prompt_tokens, decode_tokens) {
+        } => match set_threads(threads).and_then(|()| {
+            edgestra::inference::bench::run(&edgestra::inference::bench::Options {
+                model,
+                prompt_tokens,
+                decode_tokens,
+                runs: repeat.max(1),
+            })
+        }) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("edgestra bench: {e}");

@@ -1,12 +1,18 @@
-//! `edgestra bench`: speed and memory of the default models on this machine, with the naive
-//! quantized prefill measured in the same run as the baseline for the dense prefill.
+//! `edgestra bench`: speed and memory of a chat model (the embedded one, or `--model PATH`) and
+//! of the embedded embedding model on this machine. Every figure is the median of several runs
+//! and is printed next to a baseline measured in the same run: the previous decoder (candle's
+//! kernels over a dense f32 copy), llama.cpp on the same file when its bench script is there,
+//! and the memory-bandwidth ceiling of decoding from a measured copy rate.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::baseline::Baseline;
+use super::baseline::llama::LoadOptions;
 use super::decoder::Decoder;
 use super::embedded::{CHAT_MODEL, EMBEDDING_MODEL};
-use super::llama::LoadOptions;
-use super::local::{ChatEngine, Source};
+use super::engine::Pool;
+use super::local::Source;
 use super::{InferenceError, embedded};
 
 /// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
@@ -32,89 +38,243 @@ fn status_mib(key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn prompt_tokens(engine: &ChatEngine, n: usize) -> Result<Vec<u32>, InferenceError> {
-    let text = "The quick brown fox jumps over the lazy dog while the farmer counts his sheep in the field. ";
-    let mut tokens = engine.encode(&text.repeat(n / 10 + 2))?;
-    tokens.truncate(n);
-    Ok(tokens)
+/// What to measure.
+pub struct Options {
+    pub model: Option<PathBuf>,
+    pub prompt_tokens: usize,
+    pub decode_tokens: usize,
+    /// Runs of each measurement (the median is printed).
+    pub runs: usize,
 }
 
-fn tokens_per_s(decoder: &mut Decoder, tokens: &[u32]) -> Result<f64, InferenceError> {
-    let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
-    decoder.truncate(0).map_err(fail)?;
-    let started = Instant::now();
-    decoder.forward(tokens).map_err(fail)?;
-    Ok(tokens.len() as f64 / started.elapsed().as_secs_f64())
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn failed(e: candle_core::Error) -> InferenceError {
+    InferenceError::Failed(e.to_string())
+}
+
+/// Tokens for a prompt of `n`: the vocabulary's first ordinary ids, cycled (any tokens do for
+/// timing; the same ones go to every decoder).
+fn prompt(vocab: usize, n: usize) -> Vec<u32> {
+    (0..n).map(|i| (100 + (i * 37) % (vocab - 200)) as u32).collect()
+}
+
+/// The two decoders measured side by side.
+trait Timed {
+    fn reset(&mut self) -> Result<(), InferenceError>;
+    fn run(&mut self, tokens: &[u32]) -> Result<(), InferenceError>;
+}
+
+impl Timed for Decoder {
+    fn reset(&mut self) -> Result<(), InferenceError> {
+        self.truncate(0);
+        Ok(())
+    }
+    fn run(&mut self, tokens: &[u32]) -> Result<(), InferenceError> {
+        self.forward(tokens).map(drop).map_err(failed)
+    }
+}
+
+impl Timed for Baseline {
+    fn reset(&mut self) -> Result<(), InferenceError> {
+        self.truncate(0).map_err(failed)
+    }
+    fn run(&mut self, tokens: &[u32]) -> Result<(), InferenceError> {
+        self.forward(tokens).map(drop).map_err(failed)
+    }
+}
+
+/// (prefill tokens/s, decode tokens/s), medians of `runs`.
+fn speed(
+    d: &mut dyn Timed,
+    tokens: &[u32],
+    decode: usize,
+    runs: usize,
+) -> Result<(f64, f64), InferenceError> {
+    let (mut pre, mut dec) = (Vec::new(), Vec::new());
+    d.reset()?;
+    d.run(&tokens[..8])?; // warm up
+    for _ in 0..runs {
+        d.reset()?;
+        let started = Instant::now();
+        d.run(tokens)?;
+        pre.push(tokens.len() as f64 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        for i in 0..decode {
+            d.run(&tokens[i % tokens.len()..][..1])?;
+        }
+        dec.push(decode as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok((median(pre), median(dec)))
+}
+
+/// Decode tokens/s of the engine with `n` busy processes beside it.
+fn decode_beside_busy(
+    d: &mut Decoder,
+    tokens: &[u32],
+    decode: usize,
+    runs: usize,
+    busy: usize,
+) -> Result<f64, InferenceError> {
+    let mut hogs: Vec<std::process::Child> = (0..busy)
+        .filter_map(|_| {
+            std::process::Command::new("sh")
+                .args(["-c", "while :; do :; done"])
+                .spawn()
+                .ok()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let result = speed(d, &tokens[..32], decode, runs).map(|(_, dec)| dec);
+    for h in &mut hogs {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    result
+}
+
+/// Bytes per second of a large copy (the bound of any decode, which reads every weight).
+fn copy_rate() -> f64 {
+    let src = vec![1u8; 256 << 20];
+    let mut dst = vec![0u8; 256 << 20];
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        dst.copy_from_slice(&src);
+        std::hint::black_box(&dst);
+        // A copy reads and writes every byte.
+        rates.push(2.0 * src.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// llama.cpp's figures on `file`, from `../shared/bench/llamacpp/run.sh` when it is there.
+fn llama_cpp(file: &Path, threads: usize) -> Option<(f64, f64, f64)> {
+    let script = ["../shared/bench/llamacpp/run.sh", "bench/llamacpp/run.sh"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())?;
+    println!(
+        "running {} (llama.cpp on the same file) …",
+        script.display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(file)
+        .arg(threads.to_string())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("llama.cpp"))?;
+    let number_after = |key: &str| -> Option<f64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.trim_start()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some((
+        number_after("load")?,
+        number_after("prefill")?,
+        number_after("decode")?,
+    ))
 }
 
 /// Runs the benchmark and prints one line per measurement.
-pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
-    let fail = |e: candle_core::Error| InferenceError::Failed(e.to_string());
+pub fn run(opts: &Options) -> Result<(), InferenceError> {
+    let pool = Pool::global();
+    let isa = super::engine::simd::current();
     println!(
-        "edgestra bench — {} threads",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        "edgestra bench — {} inference threads, kernels: {} (EDGESTRA_SIMD), median of {} runs",
+        pool.threads(),
+        isa.name(),
+        opts.runs
     );
-
-    let started = Instant::now();
-    let decode_dtype = match std::env::var("EDGESTRA_DECODE_DTYPE").as_deref() {
-        Ok("q4_0") => Some(candle_core::quantized::GgmlDType::Q4_0),
-        Ok("q4k") => Some(candle_core::quantized::GgmlDType::Q4K),
-        Ok("q6k") => Some(candle_core::quantized::GgmlDType::Q6K),
-        Ok("none") => None,
-        _ => Some(candle_core::quantized::GgmlDType::Q8_0),
+    let (bytes, file): (&'static [u8], Option<PathBuf>) = match &opts.model {
+        Some(path) => {
+            let data = std::fs::read(path).map_err(|e| {
+                InferenceError::Load(format!("cannot read {}: {e}", path.display()))
+            })?;
+            (Box::leak(data.into_boxed_slice()), Some(path.clone()))
+        }
+        None => {
+            let bytes = embedded::file(&format!("{CHAT_MODEL}/model.gguf"))
+                .ok_or_else(|| InferenceError::Load("the chat model is not embedded".into()))?;
+            let on_disk = std::env::var("EDGESTRA_MODELS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models")))
+                .join(CHAT_MODEL)
+                .join("model.gguf");
+            (bytes, on_disk.is_file().then_some(on_disk))
+        }
     };
-    let opts = LoadOptions {
-        dense_prefill: true,
-        decode_dtype,
-    };
-    let mut engine = ChatEngine::load(&Source::Embedded(CHAT_MODEL.into()), opts)?;
-    println!(
-        "chat model load (dense prefill weights): {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    let tokens = prompt_tokens(&engine, prompt_len)?;
 
-    // Warm up once, then measure.
-    tokens_per_s(&mut engine.decoder, &tokens[..32.min(tokens.len())])?;
-    let dense = tokens_per_s(&mut engine.decoder, &tokens)?;
-
-    let bytes = embedded::file(&format!("{CHAT_MODEL}/model.gguf")).expect("embedded chat model");
-    let mut naive = Decoder::load(
-        bytes,
-        LoadOptions {
-            dense_prefill: false,
-            decode_dtype: None,
-        },
-    )
-    .map_err(fail)?;
-    let quantized = tokens_per_s(&mut naive, &tokens)?;
-    drop(naive);
-    embedded::release(bytes);
-    println!(
-        "prefill ({} tokens): {dense:.0} tokens/s dense, {quantized:.0} tokens/s quantized (baseline) — ratio {:.2}x",
-        tokens.len(),
-        dense / quantized
-    );
-
-    engine.decoder.truncate(0).map_err(fail)?;
-    let mut logits_token = tokens[..16].to_vec();
-    engine.decoder.forward(&logits_token).map_err(fail)?;
-    let started = Instant::now();
-    for i in 0..decode_len {
-        logits_token = vec![tokens[(16 + i) % tokens.len()]];
-        engine.decoder.forward(&logits_token).map_err(fail)?;
+    // The engine: load, then memory with the embedding model loaded too.
+    let mut loads = Vec::new();
+    let mut decoder = None;
+    for _ in 0..opts.runs {
+        let started = Instant::now();
+        decoder = Some(Decoder::load(bytes).map_err(failed)?);
+        loads.push(started.elapsed().as_secs_f64());
     }
-    let decode = decode_len as f64 / started.elapsed().as_secs_f64();
-    println!("decode ({decode_len} tokens): {decode:.1} tokens/s");
-
-    let started = Instant::now();
+    let mut decoder = decoder.expect("at least one run");
+    let config = decoder.model.config.clone();
+    let tokens = prompt(config.vocab, opts.prompt_tokens.min(config.context - opts.decode_tokens - 1));
+    embedded::release(bytes);
     let embedder = super::local::load_bert(&Source::Embedded(EMBEDDING_MODEL.into()))?;
+    let (pre, dec) = speed(&mut decoder, &tokens, opts.decode_tokens, opts.runs)?;
+    let rss = rss_mib();
+    let weights = decoder.model.weight_bytes() as f64;
     println!(
-        "embedding model load: {:.2} s",
-        started.elapsed().as_secs_f64()
+        "model: {} ({} layers, {} wide, vocabulary {}), weights in memory {:.0} MiB",
+        config.arch,
+        config.n_layer,
+        config.hidden,
+        config.vocab,
+        weights / (1 << 20) as f64
     );
+    println!(
+        "RSS with the chat and embedding models loaded: {rss:.0} MiB (target ≤ 400 for the defaults)"
+    );
+
+    let ceiling = copy_rate() / weights;
+    let busy = decode_beside_busy(&mut decoder, &tokens, opts.decode_tokens, opts.runs, 1)?;
+    drop(decoder);
+
+    // The previous decoder, same tokens.
+    embedded::release(bytes);
+    let started = Instant::now();
+    let mut baseline = Baseline::load(bytes, LoadOptions::default()).map_err(failed)?;
+    let base_load = started.elapsed().as_secs_f64();
+    let (base_pre, base_dec) = speed(&mut baseline, &tokens, opts.decode_tokens, opts.runs)?;
+    drop(baseline);
+    embedded::release(bytes);
+
+    let load = median(loads);
+    println!(
+        "chat model load: {load:.2} s (previous decoder {base_load:.2} s, ratio {:.2}x faster)",
+        base_load / load
+    );
+    println!(
+        "prefill ({} tokens): {pre:.0} tokens/s (previous {base_pre:.0}, ratio {:.2}x)",
+        tokens.len(),
+        pre / base_pre
+    );
+    println!(
+        "decode ({} tokens): {dec:.1} tokens/s (previous {base_dec:.1}, ratio {:.2}x; bandwidth ceiling {ceiling:.0}, {:.0} % of it)",
+        opts.decode_tokens,
+        dec / base_dec,
+        100.0 * dec / ceiling
+    );
+    println!(
+        "decode beside one busy process: {busy:.1} tokens/s ({:.0} % of idle; target ≥ 45 % on 2 cores)",
+        100.0 * busy / dec
+    );
+
     let sentences: Vec<String> = (0..32)
         .map(|i| {
             format!(
@@ -125,22 +285,32 @@ pub fn run(prompt_len: usize, decode_len: usize) -> Result<(), InferenceError> {
         .collect();
     let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
     embedder.embed(&refs)?;
-    let rounds = 5;
-    let started = Instant::now();
-    for _ in 0..rounds {
+    let mut batch = Vec::new();
+    let mut single = Vec::new();
+    for _ in 0..opts.runs {
+        let started = Instant::now();
         embedder.embed(&refs)?;
+        batch.push(refs.len() as f64 / started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        embedder.embed(&refs[..1])?;
+        single.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    let per_s = (rounds * refs.len()) as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for r in refs.iter().take(16) {
-        embedder.embed(&[r])?;
-    }
-    let single_ms = started.elapsed().as_secs_f64() * 1000.0 / 16.0;
-    println!("embeddings: {per_s:.0} sentences/s at batch 32, {single_ms:.1} ms at batch 1");
     println!(
-        "RSS with both models loaded: {:.0} MiB (peak {:.0} MiB, including the baseline model)",
-        rss_mib(),
-        peak_rss_mib()
+        "embeddings: {:.0} sentences/s at batch 32, {:.1} ms at batch 1",
+        median(batch),
+        median(single)
     );
+
+    match file.as_deref().and_then(|f| llama_cpp(f, pool.threads())) {
+        Some((l_load, l_pre, l_dec)) => println!(
+            "llama.cpp, same file and threads: load {l_load:.2} s, prefill {l_pre:.0} tokens/s, decode {l_dec:.1} tokens/s — edgestra/llama.cpp: load {:.2}x faster, prefill {:.2}x, decode {:.2}x",
+            l_load / load,
+            pre / l_pre,
+            dec / l_dec
+        ),
+        None => println!(
+            "llama.cpp: not measured (needs ../shared/bench/llamacpp/run.sh and the model as a file)"
+        ),
+    }
     Ok(())
 }

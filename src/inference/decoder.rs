@@ -1,139 +1,53 @@
-//! A GGUF decoder of any architecture edgestra can run: llama with its own dual-weight
-//! implementation ([`Llama`]), and qwen2, qwen3, phi3 and gemma3 through candle-transformers'
-//! quantized models (which keep one weight form and cannot drop part of their cache).
+//! A chat model's decoder: the engine's [`Model`] with one sequence's cache, on the process's
+//! inference pool. Any cached prefix can be kept, so a prompt that starts like the previous one
+//! runs only its new tokens.
 
-use candle_core::quantized::gguf_file;
-use candle_core::{DType, Device, Result, Tensor};
-use candle_transformers::models::{
-    quantized_gemma3, quantized_phi3, quantized_qwen2, quantized_qwen3,
-};
+use std::sync::Arc;
 
-use super::llama::{Llama, LoadOptions};
+use candle_core::Result;
 
-/// The candle-transformers models, one variant per architecture.
-pub enum Other {
-    Qwen2(quantized_qwen2::ModelWeights),
-    Qwen3(quantized_qwen3::ModelWeights),
-    Phi3(quantized_phi3::ModelWeights),
-    Gemma3(quantized_gemma3::ModelWeights),
+use super::engine::{KvCache, Model, Pool, Scratch};
+
+pub use super::engine::ARCHITECTURES;
+
+pub struct Decoder {
+    pub model: Arc<Model>,
+    cache: KvCache,
+    scratch: Scratch,
+    pool: &'static Pool,
 }
-
-pub enum Decoder {
-    Llama(Llama),
-    Other {
-        model: Box<Other>,
-        position: usize,
-        context: usize,
-    },
-}
-
-/// The architectures that load.
-pub const ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "phi3", "gemma3"];
 
 impl Decoder {
-    pub fn load(bytes: &'static [u8], opts: LoadOptions) -> Result<Decoder> {
-        let mut r = std::io::Cursor::new(bytes);
-        let ct = gguf_file::Content::read(&mut r)?;
-        let arch = ct
-            .metadata
-            .get("general.architecture")
-            .and_then(|v| v.to_string().ok().cloned())
-            .unwrap_or_default();
-        if arch == "llama" {
-            return Ok(Decoder::Llama(Llama::load(bytes, opts)?));
+    pub fn load(bytes: &[u8]) -> Result<Decoder> {
+        Ok(Decoder::new(Arc::new(Model::load(bytes)?), Pool::global()))
+    }
+
+    pub fn new(model: Arc<Model>, pool: &'static Pool) -> Decoder {
+        Decoder {
+            model,
+            cache: KvCache::default(),
+            scratch: Scratch::default(),
+            pool,
         }
-        let context = ct
-            .metadata
-            .get(&format!("{arch}.context_length"))
-            .and_then(|v| v.to_u32().ok())
-            .map(|c| (c as usize).min(super::llama::MAX_CONTEXT))
-            .unwrap_or(super::llama::MAX_CONTEXT);
-        let dev = Device::Cpu;
-        let model = match arch.as_str() {
-            "qwen2" => Other::Qwen2(quantized_qwen2::ModelWeights::from_gguf(ct, &mut r, &dev)?),
-            "qwen3" => Other::Qwen3(quantized_qwen3::ModelWeights::from_gguf(ct, &mut r, &dev)?),
-            "phi3" => Other::Phi3(quantized_phi3::ModelWeights::from_gguf(
-                false, ct, &mut r, &dev,
-            )?),
-            "gemma3" => Other::Gemma3(quantized_gemma3::ModelWeights::from_gguf(ct, &mut r, &dev)?),
-            other => candle_core::bail!(
-                "architecture `{other}` is not supported (supported: {})",
-                ARCHITECTURES.join(", ")
-            ),
-        };
-        Ok(Decoder::Other {
-            model: Box::new(model),
-            position: 0,
-            context,
-        })
     }
 
     pub fn context(&self) -> usize {
-        match self {
-            Decoder::Llama(l) => l.hyper.context,
-            Decoder::Other { context, .. } => *context,
-        }
+        self.model.config.context
     }
 
-    /// How many of `wanted` cached positions can be kept (the rest is run again).
-    pub fn reusable(&self, wanted: usize) -> usize {
-        match self {
-            Decoder::Llama(_) => wanted,
-            // These models can only extend their cache, not cut it.
-            Decoder::Other { position, .. } if wanted == *position => wanted,
-            Decoder::Other { .. } => 0,
-        }
+    /// Tokens in the cache.
+    pub fn position(&self) -> usize {
+        self.cache.len
     }
 
-    /// Keeps the first `keep` cached positions (see [`Decoder::reusable`]).
-    pub fn truncate(&mut self, keep: usize) -> Result<()> {
-        match self {
-            Decoder::Llama(l) => l.truncate(keep),
-            Decoder::Other {
-                model, position, ..
-            } => {
-                if keep == 0 {
-                    match model.as_mut() {
-                        Other::Qwen2(m) => m.clear_kv_cache(),
-                        Other::Qwen3(m) => m.clear_kv_cache(),
-                        // These reset their cache when run from position 0.
-                        Other::Phi3(_) | Other::Gemma3(_) => {}
-                    }
-                    *position = 0;
-                } else if keep != *position {
-                    candle_core::bail!("this model cannot drop part of its cache");
-                }
-                Ok(())
-            }
-        }
+    /// Keeps the first `keep` cached positions.
+    pub fn truncate(&mut self, keep: usize) {
+        self.cache.truncate(keep);
     }
 
     /// Runs `tokens` after the cached context; returns the logits of the last one.
-    pub fn forward(&mut self, tokens: &[u32]) -> Result<Tensor> {
-        match self {
-            Decoder::Llama(l) => l.forward(tokens),
-            Decoder::Other {
-                model,
-                position,
-                context,
-            } => {
-                if *position + tokens.len() > *context {
-                    candle_core::bail!("the context is full ({context} tokens)");
-                }
-                let input = Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0)?;
-                let logits = match model.as_mut() {
-                    Other::Qwen2(m) => m.forward(&input, *position)?,
-                    Other::Qwen3(m) => m.forward(&input, *position)?,
-                    Other::Phi3(m) => m.forward(&input, *position)?,
-                    Other::Gemma3(m) => m.forward(&input, *position)?,
-                };
-                *position += tokens.len();
-                let vocab = logits.dims().last().copied().unwrap_or(0);
-                logits
-                    .flatten_all()?
-                    .narrow(0, logits.elem_count() - vocab, vocab)?
-                    .to_dtype(DType::F32)
-            }
-        }
+    pub fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.model
+            .forward(self.pool, &mut self.cache, tokens, &mut self.scratch)
     }
 }

@@ -2,12 +2,13 @@
 //! server), behind the [`Generator`] and [`Embedder`] traits. Local models run on their own
 //! threads behind bounded queues; a full queue is [`InferenceError::Busy`].
 
+pub mod baseline;
 pub mod bench;
 pub mod constrained;
 pub mod decoder;
 pub mod embedded;
 pub mod embedder;
-pub mod llama;
+pub mod engine;
 pub mod local;
 pub mod remote;
 pub mod sampling;

@@ -344,7 +344,7 @@ fn schemas() -> Vec<Value> {
 
 #[test]
 fn two_hundred_constrained_generations_all_validate() {
-    let mut engine = ChatEngine::load(&chat_source(), Default::default()).unwrap();
+    let mut engine = ChatEngine::load(&chat_source()).unwrap();
     let prompts = [
         "Describe a city you like.",
         "Answer the question: is the sky blue?",
