@@ -5,7 +5,7 @@
 
 use candle_core::quantized::GgmlDType;
 
-use super::model::{Activation, KvCache, Model, Scratch};
+use super::model::{Activation, KvCache, Model, Scratch, Step};
 use super::pool::Pool;
 use super::simd::{self, Isa};
 use super::tiny::{ARCHS, TinySpec, VOCAB, tiny_gguf};
@@ -122,9 +122,33 @@ fn results_do_not_depend_on_batching_or_kernels() {
             .unwrap();
         assert_eq!(bits(&again), bits(&whole), "{arch}: truncated cache");
     }
-    // Every instruction set this CPU has computes the same bits (the matmul test checks the
-    // kernels; this checks a whole model through the process-wide choice).
-    assert!(simd::available().contains(&Isa::Scalar));
+}
+
+#[test]
+fn every_instruction_set_runs_a_whole_model_to_the_same_bits() {
+    let pool = Pool::new(2);
+    let tokens: Vec<u32> = (0..9).map(|i| (i * 31 % VOCAB) as u32).collect();
+    for arch in ARCHS {
+        let bytes = tiny_gguf(&TinySpec {
+            arch,
+            dtype: GgmlDType::Q4_0,
+            seed: 5,
+        });
+        let model = Model::load(&bytes).unwrap();
+        let run = |isa: Isa| {
+            simd::with(isa, || {
+                let mut cache = KvCache::default();
+                let mut s = Scratch::default();
+                let a = model.forward(&pool, &mut cache, &tokens, &mut s).unwrap();
+                let b = model.forward(&pool, &mut cache, &[3], &mut s).unwrap();
+                [a, b].concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            })
+        };
+        let reference = run(Isa::Scalar);
+        for isa in simd::available() {
+            assert_eq!(run(isa), reference, "{arch}: {isa:?}");
+        }
+    }
 }
 
 #[test]
@@ -178,4 +202,47 @@ fn the_embedded_model_is_as_close_to_exact_weights_as_candles_quantized_path() {
         top.sort_by(|&a, &b| ours[i][b].total_cmp(&ours[i][a]));
         assert!(top[..3].contains(&argmax(&exact)), "step {i}: top choice");
     }
+}
+
+#[test]
+fn a_batch_of_sequences_computes_what_each_computes_alone() {
+    let pool = Pool::new(2);
+    let bytes = tiny_gguf(&TinySpec {
+        arch: "qwen2",
+        dtype: GgmlDType::Q4_1,
+        seed: 4,
+    });
+    let model = Model::load(&bytes).unwrap();
+    let prompts: [&[u32]; 3] = [&[1, 2, 3, 4, 5], &[9], &[7, 7, 8]];
+    let mut s = Scratch::default();
+    let alone: Vec<Vec<f32>> = prompts
+        .iter()
+        .map(|p| {
+            let mut cache = KvCache::default();
+            model.forward(&pool, &mut cache, p, &mut s).unwrap();
+            model.forward(&pool, &mut cache, &[11], &mut s).unwrap()
+        })
+        .collect();
+    let mut caches: Vec<KvCache> = (0..3).map(|_| KvCache::default()).collect();
+    // Prompts of different lengths in one pass, then one token each in the next.
+    for round in 0..2 {
+        let mut steps: Vec<Step> = caches
+            .iter_mut()
+            .zip(prompts)
+            .map(|(cache, p)| Step {
+                cache,
+                tokens: if round == 0 { p } else { &[11] },
+            })
+            .collect();
+        let out = model.forward_batch(&pool, &mut steps, &mut s).unwrap();
+        if round == 1 {
+            for (o, a) in out.iter().zip(&alone) {
+                assert_eq!(
+                    o.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+    assert_eq!(caches.iter().map(|c| c.len).collect::<Vec<_>>(), [6, 2, 4]);
 }

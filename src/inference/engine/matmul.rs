@@ -118,3 +118,26 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::super::quant::tests::{noise, q4_from};
+    use super::*;
+    #[test]
+    fn time_decode_matmul() {
+        for threads in [1, 2] {
+            let pool = Pool::new(threads);
+            for (rows, cols) in [(3072, 576), (49152, 576), (576, 1536)] {
+                let w = q4_from(&noise(rows * cols, 3), rows, cols);
+                let mut acts = QActs::default();
+                acts.quantize(&noise(cols, 7), cols);
+                let mut out = vec![0f32; rows];
+                let iters = 200_000_000 / (rows * cols);
+                let t = std::time::Instant::now();
+                for _ in 0..iters { matmul(&pool, &w, &acts, &mut out); }
+                let s = t.elapsed().as_secs_f64() / iters as f64;
+                eprintln!("threads {threads} {rows}x{cols}: {:.1} us, {:.1} GB/s", s * 1e6, w.bytes() as f64 / s / 1e9);
+            }
+        }
+    }
+}

@@ -14,5 +14,5 @@ pub mod quant;
 pub mod simd;
 pub mod tiny;
 
-pub use model::{ARCHITECTURES, KvCache, MAX_CONTEXT, Model, Scratch};
+pub use model::{ARCHITECTURES, KvCache, MAX_CONTEXT, Model, Scratch, Step};
 pub use pool::Pool;

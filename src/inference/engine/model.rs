@@ -113,6 +113,8 @@ pub struct Scratch {
     gu: Vec<f32>,
     act: Vec<f32>,
     acts: QActs,
+    /// (step, position) of every token of the batch.
+    owners: Vec<(usize, usize)>,
 }
 
 type Result<T> = candle_core::Result<T>;
@@ -408,28 +410,51 @@ impl Model {
         tokens: &[u32],
         s: &mut Scratch,
     ) -> Result<Vec<f32>> {
+        let mut steps = [Step { cache, tokens }];
+        Ok(self.forward_batch(pool, &mut steps, s)?.remove(0))
+    }
+
+    /// One pass over several sequences at once: each step's tokens run after its own cache and
+    /// are appended to it; the logits of each step's last token come back in order. The weights
+    /// are read once for all of them, and every number is what a pass of that sequence alone
+    /// would compute (no sum mixes tokens), so batching changes speed only.
+    pub fn forward_batch(
+        &self,
+        pool: &Pool,
+        steps: &mut [Step<'_>],
+        s: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
-        let n = tokens.len();
-        let pos0 = cache.len;
-        if n == 0 {
-            candle_core::bail!("no tokens to run");
-        }
-        if pos0 + n > c.context {
-            candle_core::bail!("the context is full ({} tokens)", c.context);
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= c.vocab) {
-            candle_core::bail!("token {t} is outside the vocabulary ({})", c.vocab);
+        for step in steps.iter() {
+            if step.tokens.is_empty() {
+                candle_core::bail!("no tokens to run");
+            }
+            if step.cache.len + step.tokens.len() > c.context {
+                candle_core::bail!("the context is full ({} tokens)", c.context);
+            }
+            if let Some(&t) = step.tokens.iter().find(|&&t| t as usize >= c.vocab) {
+                candle_core::bail!("token {t} is outside the vocabulary ({})", c.vocab);
+            }
         }
         let (hd, nh, nkv) = (c.head_dim, c.n_head, c.n_kv_head);
         let q_dim = nh * hd;
         let kv_dim = nkv * hd;
         let qkv_dim = q_dim + 2 * kv_dim;
-        if cache.keys.len() != c.n_layer {
-            cache.keys = vec![Vec::new(); c.n_layer];
-            cache.values = vec![Vec::new(); c.n_layer];
-        }
         let hidden = c.hidden;
+        // Where each token of the batch belongs: (step, position in its sequence).
+        s.owners.clear();
+        for (i, step) in steps.iter_mut().enumerate() {
+            if step.cache.keys.len() != c.n_layer {
+                step.cache.keys = vec![Vec::new(); c.n_layer];
+                step.cache.values = vec![Vec::new(); c.n_layer];
+            }
+            let pos0 = step.cache.len;
+            s.owners
+                .extend((0..step.tokens.len()).map(|j| (i, pos0 + j)));
+        }
+        let n = s.owners.len();
         s.x.resize(n * hidden, 0.0);
+        let tokens = steps.iter().flat_map(|st| st.tokens.iter());
         for (row, &t) in s.x.chunks_exact_mut(hidden).zip(tokens) {
             self.embed.row(t as usize, row);
             if c.embed_scale != 1.0 {
@@ -442,10 +467,10 @@ impl Model {
         s.att.resize(n * q_dim, 0.0);
         for (li, layer) in self.layers.iter().enumerate() {
             norm_rows(&s.x, &layer.attn_norm, c, &mut s.h);
-            s.acts.quantize(&s.h, hidden);
+            s.acts.quantize_on(pool, &s.h, hidden);
             matmul(pool, &layer.qkv, &s.acts, &mut s.qkv);
             let rope = &self.ropes[layer.rope];
-            for (i, row) in s.qkv.chunks_exact_mut(qkv_dim).enumerate() {
+            for (row, &(_, pos)) in s.qkv.chunks_exact_mut(qkv_dim).zip(&s.owners) {
                 if let Some(b) = &layer.qkv_bias {
                     row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
                 }
@@ -457,20 +482,26 @@ impl Model {
                 if let Some(w) = &layer.k_norm {
                     norm_heads(k, w, c);
                 }
-                rope.apply(q, hd, pos0 + i);
-                rope.apply(k, hd, pos0 + i);
+                rope.apply(q, hd, pos);
+                rope.apply(k, hd, pos);
             }
-            let keys = &mut cache.keys[li];
-            let values = &mut cache.values[li];
-            keys.resize((pos0 + n) * kv_dim, 0.0);
-            values.resize((pos0 + n) * kv_dim, 0.0);
-            for (i, row) in s.qkv.chunks_exact(qkv_dim).enumerate() {
-                let p = pos0 + i;
-                keys[p * kv_dim..(p + 1) * kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
-                values[p * kv_dim..(p + 1) * kv_dim].copy_from_slice(&row[q_dim + kv_dim..]);
+            for step in steps.iter_mut() {
+                let end = (step.cache.len + step.tokens.len()) * kv_dim;
+                step.cache.keys[li].resize(end, 0.0);
+                step.cache.values[li].resize(end, 0.0);
             }
-            attention(pool, c, li, &s.qkv, keys, values, pos0, n, &mut s.att);
-            s.acts.quantize(&s.att, q_dim);
+            for (row, &(i, pos)) in s.qkv.chunks_exact(qkv_dim).zip(&s.owners) {
+                let cache = &mut *steps[i].cache;
+                let at = pos * kv_dim..(pos + 1) * kv_dim;
+                cache.keys[li][at.clone()].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
+                cache.values[li][at].copy_from_slice(&row[q_dim + kv_dim..]);
+            }
+            let caches: Vec<(&[f32], &[f32])> = steps
+                .iter()
+                .map(|st| (&st.cache.keys[li][..], &st.cache.values[li][..]))
+                .collect();
+            attention(pool, c, li, &s.qkv, &caches, &s.owners, &mut s.att);
+            s.acts.quantize_on(pool, &s.att, q_dim);
             matmul(pool, &layer.wo, &s.acts, &mut s.o);
             if let Some(w) = &layer.post_attn_norm {
                 norm_rows_in_place(&mut s.o, w, c);
@@ -478,38 +509,55 @@ impl Model {
             s.x.iter_mut().zip(&s.o).for_each(|(x, o)| *x += o);
 
             norm_rows(&s.x, &layer.ffn_norm, c, &mut s.h);
-            s.acts.quantize(&s.h, hidden);
+            s.acts.quantize_on(pool, &s.h, hidden);
             let ffn = layer.gate_up.rows / 2;
             s.gu.resize(n * 2 * ffn, 0.0);
             matmul(pool, &layer.gate_up, &s.acts, &mut s.gu);
             s.act.resize(n * ffn, 0.0);
-            for (row, out) in s.gu.chunks_exact(2 * ffn).zip(s.act.chunks_exact_mut(ffn)) {
+            let act = Disjoint::new(&mut s.act);
+            let gu = &s.gu;
+            pool.run(n, &|i| {
+                let row = &gu[i * 2 * ffn..(i + 1) * 2 * ffn];
+                // SAFETY: each chunk writes only its own token's row.
+                let out = unsafe { &mut act.all()[i * ffn..(i + 1) * ffn] };
                 out.copy_from_slice(&row[..ffn]);
                 match c.activation {
                     Activation::Silu => ops::silu_mul(out, &row[ffn..]),
                     Activation::GeluTanh => ops::gelu_mul(out, &row[ffn..]),
                 }
-            }
-            s.acts.quantize(&s.act, ffn);
+            });
+            s.acts.quantize_on(pool, &s.act, ffn);
             matmul(pool, &layer.down, &s.acts, &mut s.o);
             if let Some(w) = &layer.post_ffn_norm {
                 norm_rows_in_place(&mut s.o, w, c);
             }
             s.x.iter_mut().zip(&s.o).for_each(|(x, o)| *x += o);
         }
-        cache.len = pos0 + n;
-        let last = &s.x[(n - 1) * hidden..];
-        let mut normed = vec![0f32; hidden];
-        ops::rms_norm(last, &self.norm, c.eps, c.norm_plus_one, &mut normed);
-        s.acts.quantize(&normed, hidden);
+        // The last token of each step goes through the head, all of them in one matmul.
+        let mut last = Vec::with_capacity(steps.len() * hidden);
+        let mut end = 0;
+        for step in steps.iter_mut() {
+            end += step.tokens.len();
+            step.cache.len += step.tokens.len();
+            last.extend_from_slice(&s.x[(end - 1) * hidden..end * hidden]);
+        }
+        let mut normed = vec![0f32; last.len()];
+        norm_rows(&last, &self.norm, c, &mut normed);
+        s.acts.quantize_on(pool, &normed, hidden);
         let head = self.output.as_ref().unwrap_or(&self.embed);
-        let mut logits = vec![0f32; head.rows];
+        let mut logits = vec![0f32; steps.len() * head.rows];
         matmul(pool, head, &s.acts, &mut logits);
         if let Some(cap) = c.final_softcap {
             logits.iter_mut().for_each(|v| *v = cap * ops::tanh(*v / cap));
         }
-        Ok(logits)
+        Ok(logits.chunks_exact(head.rows).map(<[f32]>::to_vec).collect())
     }
+}
+
+/// One sequence's part of a batched pass.
+pub struct Step<'a> {
+    pub cache: &'a mut KvCache,
+    pub tokens: &'a [u32],
 }
 
 fn norm_rows(x: &[f32], w: &[f32], c: &Config, out: &mut [f32]) {
@@ -535,18 +583,15 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Causal attention of the `n` new tokens (their queries in `qkv`) over the cache, one chunk
-/// per (token, head).
-#[allow(clippy::too_many_arguments)]
+/// Causal attention of every token of the batch (its query in `qkv`) over its own sequence's
+/// cache, one chunk per (token, head).
 fn attention(
     pool: &Pool,
     c: &Config,
     layer: usize,
     qkv: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    pos0: usize,
-    n: usize,
+    caches: &[(&[f32], &[f32])],
+    owners: &[(usize, usize)],
     att: &mut [f32],
 ) {
     let (hd, nh, nkv) = (c.head_dim, c.n_head, c.n_kv_head);
@@ -555,8 +600,10 @@ fn attention(
     let group = nh / nkv;
     let window = c.windows[layer];
     let out = Disjoint::new(att);
-    pool.run(n * nh, &|chunk| {
+    pool.run(owners.len() * nh, &|chunk| {
         let (i, h) = (chunk / nh, chunk % nh);
+        let (seq, pos) = owners[i];
+        let (keys, values) = caches[seq];
         let q = &qkv[i * qkv_dim + h * hd..][..hd];
         // SAFETY: each chunk writes only its own head of its own token.
         let dst = unsafe { &mut out.all()[i * q_dim + h * hd..][..hd] };
@@ -567,7 +614,7 @@ fn attention(
                 values,
                 h / group,
                 nkv * hd,
-                pos0 + i + 1,
+                pos + 1,
                 window,
                 c.attn_scale,
                 scores,

@@ -11,6 +11,8 @@
 use candle_core::quantized::GgmlDType;
 use half::f16;
 
+use super::pool::{Disjoint, Pool};
+
 /// Values per block.
 pub const BLOCK: usize = 32;
 /// Float lanes of the accumulators that define the summation order.
@@ -183,27 +185,39 @@ pub struct QActs {
 }
 
 impl QActs {
-    /// Quantizes `x` (`n` rows of `cols`), reusing this buffer's memory.
-    pub fn quantize(&mut self, x: &[f32], cols: usize) {
+    /// Quantizes `x` (`n` rows of `cols`) on `pool`, reusing this buffer's memory.
+    pub fn quantize_on(&mut self, pool: &Pool, x: &[f32], cols: usize) {
         assert_eq!(cols % BLOCK, 0);
-        let n = x.len() / cols;
         let blocks = x.len() / BLOCK;
-        self.n = n;
+        self.n = x.len() / cols;
         self.cols = cols;
         self.codes.resize(x.len(), 0);
         self.scale.resize(blocks, 0.0);
         self.sum.resize(blocks, 0.0);
-        for (b, (src, dst)) in x
-            .chunks_exact(BLOCK)
-            .zip(self.codes.chunks_exact_mut(BLOCK))
-            .enumerate()
-        {
-            let d = quantize_block(src, dst);
-            self.scale[b] = d;
-            self.sum[b] = d * dst.iter().map(|&c| c as i32).sum::<i32>() as f32;
-        }
+        let codes = Disjoint::new(&mut self.codes);
+        let scale = Disjoint::new(&mut self.scale);
+        let sum = Disjoint::new(&mut self.sum);
+        let chunks = blocks.div_ceil(BLOCKS_PER_CHUNK);
+        pool.run(chunks, &|c| {
+            // SAFETY: each chunk writes only its own blocks.
+            let (codes, scale, sum) = unsafe { (codes.all(), scale.all(), sum.all()) };
+            for b in c * BLOCKS_PER_CHUNK..((c + 1) * BLOCKS_PER_CHUNK).min(blocks) {
+                let dst = &mut codes[b * BLOCK..(b + 1) * BLOCK];
+                let d = quantize_block(&x[b * BLOCK..(b + 1) * BLOCK], dst);
+                scale[b] = d;
+                sum[b] = d * dst.iter().map(|&c| c as i32).sum::<i32>() as f32;
+            }
+        });
+    }
+
+    /// [`QActs::quantize_on`] on the calling thread alone.
+    pub fn quantize(&mut self, x: &[f32], cols: usize) {
+        self.quantize_on(&Pool::new(1), x, cols)
     }
 }
+
+/// Blocks of activations quantized per chunk of work.
+const BLOCKS_PER_CHUNK: usize = 256;
 
 /// The fixed reduction of eight lanes: (l0+l4 + l2+l6) + (l1+l5 + l3+l7), as the SIMD
 /// kernels' halving adds produce it.

@@ -3,6 +3,7 @@
 //! bits (see [`super::quant::dot_reference`]), so the switch changes speed only; it lets a
 //! developer on one kind of machine run exactly what another kind runs.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,8 +53,24 @@ pub fn available() -> Vec<Isa> {
     out
 }
 
+thread_local! {
+    static THREAD_CHOICE: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the kernels of `isa` for the matmuls this thread starts (tests compare them).
+pub fn with<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    assert!(available().contains(&isa), "{isa:?} is not available here");
+    let before = THREAD_CHOICE.replace(Some(isa));
+    let out = f();
+    THREAD_CHOICE.set(before);
+    out
+}
+
 /// The instruction set in use: `EDGESTRA_SIMD` if it names one this CPU has, else the best.
 pub fn current() -> Isa {
+    if let Some(isa) = THREAD_CHOICE.get() {
+        return isa;
+    }
     static CHOSEN: OnceLock<Isa> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
         let have = available();
