@@ -11,7 +11,8 @@ use super::baseline::Baseline;
 use super::baseline::llama::LoadOptions;
 use super::decoder::Decoder;
 use super::embedded::{CHAT_MODEL, EMBEDDING_MODEL};
-use super::engine::Pool;
+use super::engine::pool::Disjoint;
+use super::engine::{KvCache, Pool, Scratch, Step};
 use super::local::Source;
 use super::{InferenceError, embedded};
 
@@ -136,17 +137,60 @@ fn decode_beside_busy(
     result
 }
 
-/// Bytes per second of a large copy (the bound of any decode, which reads every weight).
+/// Aggregate decode tokens/s of `streams` sequences sharing each pass.
+fn batched_decode(
+    d: &Decoder,
+    tokens: &[u32],
+    decode: usize,
+    streams: usize,
+    runs: usize,
+) -> Result<f64, InferenceError> {
+    let pool = Pool::global();
+    let mut scratch = Scratch::default();
+    let mut rates = Vec::new();
+    for _ in 0..runs {
+        let mut caches: Vec<KvCache> = (0..streams).map(|_| KvCache::default()).collect();
+        for (i, cache) in caches.iter_mut().enumerate() {
+            d.model
+                .forward(pool, cache, &tokens[i..i + 32], &mut scratch)
+                .map_err(failed)?;
+        }
+        let started = Instant::now();
+        for k in 0..decode {
+            let next: Vec<[u32; 1]> = (0..streams).map(|i| [tokens[(k + i) % 64]]).collect();
+            let mut steps: Vec<Step> = caches
+                .iter_mut()
+                .zip(&next)
+                .map(|(cache, t)| Step { cache, tokens: t })
+                .collect();
+            d.model
+                .forward_batch(pool, &mut steps, &mut scratch)
+                .map_err(failed)?;
+        }
+        rates.push((decode * streams) as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(median(rates))
+}
+
+/// Bytes per second of a large copy on all the inference threads (the bound of any decode,
+/// which reads every weight once per token).
 fn copy_rate() -> f64 {
-    let src = vec![1u8; 256 << 20];
-    let mut dst = vec![0u8; 256 << 20];
+    const SIZE: usize = 256 << 20;
+    const CHUNK: usize = 4 << 20;
+    let src = vec![1u8; SIZE];
+    let mut dst = vec![0u8; SIZE];
     let mut rates = Vec::new();
     for _ in 0..3 {
+        let out = Disjoint::new(&mut dst);
         let started = Instant::now();
-        dst.copy_from_slice(&src);
-        std::hint::black_box(&dst);
+        Pool::global().run(SIZE / CHUNK, &|c| {
+            // SAFETY: each chunk writes only its own range.
+            let dst = unsafe { &mut out.all()[c * CHUNK..(c + 1) * CHUNK] };
+            dst.copy_from_slice(&src[c * CHUNK..(c + 1) * CHUNK]);
+        });
         // A copy reads and writes every byte.
-        rates.push(2.0 * src.len() as f64 / started.elapsed().as_secs_f64());
+        rates.push(2.0 * SIZE as f64 / started.elapsed().as_secs_f64());
+        std::hint::black_box(&dst);
     }
     median(rates)
 }
@@ -242,6 +286,13 @@ pub fn run(opts: &Options) -> Result<(), InferenceError> {
     );
 
     let ceiling = copy_rate() / weights;
+    let mut batched = Vec::new();
+    for streams in [1, 4, 8] {
+        batched.push((
+            streams,
+            batched_decode(&decoder, &tokens, opts.decode_tokens.min(64), streams, opts.runs)?,
+        ));
+    }
     let busy = decode_beside_busy(&mut decoder, &tokens, opts.decode_tokens, opts.runs, 1)?;
     drop(decoder);
 
@@ -270,6 +321,13 @@ pub fn run(opts: &Options) -> Result<(), InferenceError> {
         dec / base_dec,
         100.0 * dec / ceiling
     );
+    let one = batched[0].1;
+    for (streams, rate) in &batched {
+        println!(
+            "batched decode, {streams} streams: {rate:.1} tokens/s in all ({:.2}x one stream)",
+            rate / one
+        );
+    }
     println!(
         "decode beside one busy process: {busy:.1} tokens/s ({:.0} % of idle; target ≥ 45 % on 2 cores)",
         100.0 * busy / dec

@@ -1,26 +1,26 @@
 //! Local models on the CPU. Each model has one worker thread that owns it (loaded on the first
-//! request) and a bounded queue in front; the async side only enqueues and waits. A request
-//! whose caller went away is dropped at the next token.
+//! request) and a bounded queue in front; the async side only enqueues and waits. The chat
+//! worker runs the generations it has admitted together, one forward pass for all of them per
+//! token (continuous batching): a new request joins at the next pass, and one that finishes, or
+//! whose caller went away, leaves without stalling the others.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use super::decoder::Decoder;
+use super::chat::{ChatEngine, Sequence};
 use super::embedder::BertEmbedder;
-use super::sampling::Sampler;
-use super::template::{CHATML, ChatTemplate};
-use super::{
-    Embedder, FinishReason, GenerateRequest, Generation, Generator, InferenceError, Usage,
-    constrained, embedded, tool_protocol,
-};
+use super::{Embedder, GenerateRequest, Generation, Generator, InferenceError, embedded};
 
 /// Requests that may wait for a local model before new ones are refused with 429.
 pub const DEFAULT_QUEUE: usize = 16;
+/// Generations a local model runs together, sharing each forward pass.
+pub const DEFAULT_BATCH: usize = 8;
 
 /// Where a model's files come from.
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn bytes(
+    pub(crate) fn bytes(
         &self,
         embedded_file: &str,
         disk_file: Option<&str>,
@@ -58,280 +58,6 @@ impl Source {
         }
     }
 }
-
-/// A loaded chat model: weights, tokenizer, template, and the tokens whose state is cached.
-pub struct ChatEngine {
-    pub decoder: Decoder,
-    pub tokenizer: tokenizers::Tokenizer,
-    template: ChatTemplate,
-    eos: Vec<u32>,
-    cached: Vec<u32>,
-    pub grammar: Option<super::constrained::Grammar>,
-}
-
-impl ChatEngine {
-    pub fn load(source: &Source) -> Result<ChatEngine, InferenceError> {
-        let bytes = source.bytes("model.gguf", None)?;
-        let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
-        let mut cursor = std::io::Cursor::new(bytes);
-        let content =
-            candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
-        let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
-        let template_src = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok().cloned())
-            .unwrap_or_else(|| CHATML.to_string());
-        let token_text = |id: Option<u32>| {
-            id.and_then(|i| tok.tokenizer.id_to_token(i))
-                .unwrap_or_default()
-        };
-        let template = ChatTemplate::new(
-            &template_src,
-            &token_text(tok.bos),
-            &token_text(tok.eos.first().copied()),
-        )
-        .map_err(InferenceError::Load)?;
-        let decoder = Decoder::load(bytes).map_err(load)?;
-        if matches!(source, Source::Embedded(_)) {
-            embedded::release(bytes);
-        }
-        let grammar = super::constrained::Grammar::new(&tok.tokenizer, &tok.eos).ok();
-        Ok(ChatEngine {
-            decoder,
-            tokenizer: tok.tokenizer,
-            template,
-            eos: tok.eos,
-            cached: Vec::new(),
-            grammar,
-        })
-    }
-
-    pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
-        self.tokenizer
-            .encode(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| InferenceError::Failed(format!("tokenizing failed: {e}")))
-    }
-
-    fn decode(&self, ids: &[u32]) -> String {
-        self.tokenizer.decode(ids, false).unwrap_or_default()
-    }
-
-    /// Runs the prompt tokens, reusing the cached state of a shared prefix; returns the logits.
-    pub fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
-        let mut common = self
-            .cached
-            .iter()
-            .zip(tokens)
-            .take_while(|(a, b)| a == b)
-            .count();
-        if common == tokens.len() {
-            common -= 1; // at least one token must run to get logits
-        }
-        self.decoder.truncate(common);
-        self.cached.truncate(common);
-        self.step(&tokens[common..])
-    }
-
-    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
-        let logits = self
-            .decoder
-            .forward(tokens)
-            .map_err(|e| InferenceError::Failed(e.to_string()))?;
-        self.cached.extend_from_slice(tokens);
-        Ok(logits)
-    }
-
-    /// The prompt text for a request; when the request forces a tool call it presents the
-    /// tools and ends inside the call (see [`tool_protocol`]).
-    pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
-        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
-        let mut messages = tool_protocol::template_messages(&req.messages, forced.is_some());
-        if let Some(tools) = &forced {
-            messages =
-                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
-        }
-        let mut prompt = self
-            .template
-            .render(&messages, true)
-            .map_err(InferenceError::InvalidRequest)?;
-        if forced.is_some() {
-            prompt.push_str(tool_protocol::OPEN);
-        }
-        Ok(prompt)
-    }
-
-    /// Generates for `req`. `on_delta` receives text as it becomes final and returns `false`
-    /// to cancel.
-    pub fn generate(
-        &mut self,
-        req: &GenerateRequest,
-        on_delta: &mut dyn FnMut(&str) -> bool,
-    ) -> Result<Generation, InferenceError> {
-        let prompt = self.prompt(req)?;
-        let prompt_tokens = self.encode(&prompt)?;
-        let room = self.decoder.context().saturating_sub(prompt_tokens.len());
-        if room < 2 {
-            return Err(InferenceError::InvalidRequest(format!(
-                "the prompt has {} tokens; the model's context holds {}",
-                prompt_tokens.len(),
-                self.decoder.context()
-            )));
-        }
-        // A forced tool call is constrained by the call schema and is not text: no deltas.
-        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
-        // The budget is for the answer's text; a call gets room to close its JSON whatever the
-        // budget, since a call cut short is no call at all.
-        let budget = if forced.is_some() {
-            req.max_tokens.max(CALL_TOKENS)
-        } else {
-            req.max_tokens
-        };
-        let max_tokens = budget.min(room - 1);
-        let schema = match &forced {
-            Some(tools) => Some(tool_protocol::call_schema(tools)),
-            None => req.json_schema.clone(),
-        };
-        // A text answer never contains a raw call (small models imitate earlier ones).
-        let mut stops = req.stop.clone();
-        if forced.is_none() {
-            stops.push(tool_protocol::OPEN.to_string());
-        }
-        let mut silent = |_: &str| true;
-        let on_delta: &mut dyn FnMut(&str) -> bool = if forced.is_some() {
-            &mut silent
-        } else {
-            on_delta
-        };
-        let mut constraint = match &schema {
-            Some(schema) => Some(
-                self.grammar
-                    .as_ref()
-                    .ok_or_else(|| {
-                        InferenceError::Failed(
-                            "constrained decoding is not available for this model".into(),
-                        )
-                    })?
-                    .matcher(schema)
-                    .map_err(InferenceError::InvalidRequest)?,
-            ),
-            None => None,
-        };
-        let mut sampler = Sampler::new(req.sampling.clone());
-        let mut logits = self.prefill(&prompt_tokens)?;
-        let mut out: Vec<u32> = Vec::new();
-        let mut emitted = 0usize; // bytes of text already handed to on_delta
-        let mut text = String::new();
-        let mut finish = FinishReason::Length;
-        while out.len() < max_tokens {
-            // Tokens the grammar forces are appended without sampling, in one batched step.
-            let mut next: Vec<u32> = Vec::new();
-            if let Some(c) = constraint.as_mut() {
-                if c.is_stopped() {
-                    finish = FinishReason::Stop;
-                    break;
-                }
-                next = c.forced_tokens();
-            }
-            if next.is_empty() {
-                let token = match constraint.as_mut() {
-                    Some(c) => {
-                        let mask = c.mask().map_err(InferenceError::Failed)?;
-                        sampler.sample(&mut logits, Some(&|t| mask.is_allowed(t)))
-                    }
-                    None => sampler.sample(&mut logits, None),
-                };
-                let Some(token) = token else {
-                    return Err(InferenceError::Failed(
-                        "no token is allowed at this point".into(),
-                    ));
-                };
-                if self.eos.contains(&token) {
-                    if let Some(c) = constraint.as_mut() {
-                        c.consume(&[token]).map_err(InferenceError::Failed)?;
-                    }
-                    finish = FinishReason::Stop;
-                    break;
-                }
-                next.push(token);
-            }
-            if let Some(c) = constraint.as_mut() {
-                c.consume(&next).map_err(InferenceError::Failed)?;
-            }
-            for &t in &next {
-                sampler.observe(t);
-            }
-            out.extend_from_slice(&next);
-            text = self.decode(&out);
-            if let Some((cut, _)) = stops
-                .iter()
-                .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))
-                .min_by_key(|(i, _)| *i)
-            {
-                text.truncate(cut);
-                finish = FinishReason::Stop;
-                break;
-            }
-            // Hold back an incomplete character and anything that may start a stop sequence.
-            let mut ready = text.len();
-            if text.ends_with('\u{FFFD}') {
-                ready -= '\u{FFFD}'.len_utf8();
-            }
-            for s in &stops {
-                for k in (1..s.len()).rev() {
-                    if s.is_char_boundary(k) && text[..ready].ends_with(&s[..k]) {
-                        ready = ready.min(ready - k);
-                        break;
-                    }
-                }
-            }
-            if ready > emitted && text.is_char_boundary(ready) && text.is_char_boundary(emitted) {
-                if !on_delta(&text[emitted..ready]) {
-                    return Err(InferenceError::Cancelled);
-                }
-                emitted = ready;
-            }
-            if constraint.as_ref().is_some_and(|c| c.is_stopped()) {
-                finish = FinishReason::Stop;
-                break;
-            }
-            logits = self.step(&next)?;
-        }
-        if emitted < text.len() && text.is_char_boundary(emitted) && !on_delta(&text[emitted..]) {
-            return Err(InferenceError::Cancelled);
-        }
-        if let Some(c) = &constraint
-            && !c.is_accepting()
-        {
-            return Err(InferenceError::Failed(format!(
-                "the structured output did not complete within {max_tokens} tokens"
-            )));
-        }
-        let usage = Usage {
-            prompt_tokens: prompt_tokens.len() as u32,
-            completion_tokens: out.len() as u32,
-        };
-        if forced.is_some() {
-            return Ok(Generation {
-                text: String::new(),
-                finish_reason: FinishReason::ToolCalls,
-                usage,
-                tool_calls: tool_protocol::parse_calls(&text)?,
-            });
-        }
-        Ok(Generation {
-            text,
-            finish_reason: finish,
-            usage,
-            tool_calls: Vec::new(),
-        })
-    }
-}
-
-/// The fewest tokens a forced tool call may use: enough for the longest string the call
-/// grammar admits ([`constrained::MAX_STRING`] bytes) plus the call's JSON around it.
-const CALL_TOKENS: usize = constrained::MAX_STRING as usize + 64;
 
 /// Workers shared by every server in the process, keyed by model source.
 type Workers<T> = OnceLock<Mutex<HashMap<String, Arc<T>>>>;
@@ -369,16 +95,18 @@ impl LocalChat {
     pub fn shared(name: &str, source: Source) -> Arc<LocalChat> {
         static WORKERS: Workers<LocalChat> = OnceLock::new();
         shared_worker(&WORKERS, &source, || {
-            LocalChat::start(name, source.clone(), DEFAULT_QUEUE)
+            LocalChat::start(name, source.clone(), DEFAULT_QUEUE, DEFAULT_BATCH)
         })
     }
 
-    pub fn start(name: &str, source: Source, queue: usize) -> LocalChat {
+    /// A worker that runs up to `batch` generations together, with `queue` more waiting.
+    pub fn start(name: &str, source: Source, queue: usize, batch: usize) -> LocalChat {
         let (tx, rx) = sync_channel(queue);
         let thread_name = format!("edgestra-chat-{name}");
+        let batch = batch.max(1);
         std::thread::Builder::new()
             .name(thread_name)
-            .spawn(move || chat_worker(source, rx))
+            .spawn(move || chat_worker(source, rx, batch))
             .expect("spawn chat worker");
         LocalChat {
             name: name.to_string(),
@@ -388,29 +116,112 @@ impl LocalChat {
     }
 }
 
-fn chat_worker(source: Source, rx: Receiver<ChatJob>) {
+/// A generation in the worker's batch, with the request it answers.
+struct Running {
+    seq: Sequence,
+    job: ChatJob,
+    done: Option<Result<Generation, InferenceError>>,
+}
+
+/// The batching loop: admit queued requests up to `batch`, run one pass for all of them, let
+/// each take its logits; a request that finishes or whose caller went away leaves at once.
+fn chat_worker(source: Source, rx: Receiver<ChatJob>, batch: usize) {
     let mut engine: Option<Result<ChatEngine, InferenceError>> = None;
-    while let Ok(job) = rx.recv() {
-        if job.reply.is_closed() {
-            continue; // the caller went away while it waited
+    let mut active: Vec<Running> = Vec::new();
+    loop {
+        let mut incoming = Vec::new();
+        if active.is_empty() {
+            match rx.recv() {
+                Ok(job) => incoming.push(job),
+                Err(_) => return,
+            }
         }
-        let started = Instant::now();
-        let engine = engine.get_or_insert_with(|| {
-            let e = ChatEngine::load(&source);
-            tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
-            e
-        });
-        let result = match engine {
-            Err(e) => Err(e.clone()),
-            Ok(engine) => {
-                let reply = &job.reply;
-                let stream = job.stream.as_ref();
-                engine.generate(&job.req, &mut |delta| {
-                    !reply.is_closed() && stream.is_none_or(|s| s.send(delta.to_string()).is_ok())
-                })
+        while active.len() + incoming.len() < batch {
+            match rx.try_recv() {
+                Ok(job) => incoming.push(job),
+                Err(_) => break,
+            }
+        }
+        for job in incoming {
+            if job.reply.is_closed() {
+                continue; // the caller went away while it waited
+            }
+            let started = Instant::now();
+            let loaded = engine.get_or_insert_with(|| {
+                let e = ChatEngine::load(&source);
+                tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
+                e
+            });
+            match loaded {
+                Err(e) => {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                Ok(engine) => match engine.begin(&job.req) {
+                    Ok(seq) => active.push(Running {
+                        seq,
+                        job,
+                        done: None,
+                    }),
+                    Err(e) => {
+                        let _ = job.reply.send(Err(e));
+                    }
+                },
+            }
+        }
+        let Some(Ok(engine)) = engine.as_mut() else {
+            continue;
+        };
+        // Callers that went away leave before the pass.
+        active.retain(|r| !r.job.reply.is_closed());
+        if active.is_empty() {
+            continue;
+        }
+        let mut seqs: Vec<&mut Sequence> = active.iter_mut().map(|r| &mut r.seq).collect();
+        let pass = std::panic::catch_unwind(AssertUnwindSafe(|| engine.step(&mut seqs)));
+        let logits = match pass {
+            Ok(Ok(logits)) => logits,
+            Ok(Err(e)) => {
+                fail_all(&mut active, &e);
+                continue;
+            }
+            Err(_) => {
+                let e = InferenceError::Failed("the model failed during this step".into());
+                fail_all(&mut active, &e);
+                continue;
             }
         };
-        let _ = job.reply.send(result);
+        for (r, logits) in active.iter_mut().zip(logits) {
+            let Some(mut logits) = logits else { continue };
+            let reply = &r.job.reply;
+            let stream = r.job.stream.as_ref();
+            let seq = &mut r.seq;
+            let advanced = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                seq.advance(engine, &mut logits, &mut |delta| {
+                    !reply.is_closed() && stream.is_none_or(|s| s.send(delta.to_string()).is_ok())
+                })
+            }));
+            r.done = match advanced {
+                Ok(done) => done,
+                Err(_) => Some(Err(InferenceError::Failed(
+                    "generation failed while choosing a token".into(),
+                ))),
+            };
+        }
+        let (finished, running): (Vec<Running>, Vec<Running>) =
+            active.drain(..).partition(|r| r.done.is_some());
+        active = running;
+        for r in finished {
+            let _ = r.job.reply.send(r.done.expect("finished"));
+            engine.recycle(r.seq.into_cache());
+        }
+    }
+}
+
+/// Ends every generation of a failed pass with `e` (their caches are dropped).
+fn fail_all(active: &mut Vec<Running>, e: &InferenceError) {
+    tracing::warn!(target: "edgestra::inference", error = %e, requests = active.len(), "a model pass failed");
+    for r in active.drain(..) {
+        let _ = r.job.reply.send(Err(e.clone()));
     }
 }
 
@@ -543,6 +354,7 @@ impl Embedder for LocalEmbedder {
 #[cfg(test)]
 mod tests_support {
     use super::*;
+    use crate::inference::chat::ChatEngine;
     use crate::inference::{ChatMessage, SamplingParams};
 
     pub fn engine() -> std::sync::MutexGuard<'static, ChatEngine> {
@@ -572,7 +384,7 @@ mod tests_support {
 mod tests {
     use super::tests_support::*;
     use super::*;
-    use crate::inference::SamplingParams;
+    use crate::inference::{FinishReason, SamplingParams};
 
     /// The ids of the `k` most likely next tokens after `text` (rendered as the assistant's
     /// answer so far to `question`).
@@ -580,7 +392,7 @@ mod tests {
         let mut prompt = e.prompt(&greedy(question, 1)).unwrap();
         prompt.push_str(answer_so_far);
         let tokens = e.encode(&prompt).unwrap();
-        let logits = e.prefill(&tokens).unwrap();
+        let logits = e.logits_after(&tokens).unwrap();
         let mut ids: Vec<usize> = (0..logits.len()).collect();
         ids.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         ids[..k].iter().map(|&i| e.decode(&[i as u32])).collect()

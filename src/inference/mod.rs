@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod chat;
 pub mod constrained;
 pub mod decoder;
 pub mod embedded;

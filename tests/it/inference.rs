@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use edgestra::config::OpenAiModelConfig;
-use edgestra::inference::local::{ChatEngine, LocalChat, Source};
+use edgestra::inference::chat::ChatEngine;
+use edgestra::inference::local::{LocalChat, Source};
 use edgestra::inference::remote::RemoteModel;
 use edgestra::inference::{
     ChatMessage, Embedder, FinishReason, GenerateRequest, Generator, InferenceError,
@@ -235,7 +236,7 @@ fn long_request() -> GenerateRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_busy_and_a_dropped_request_frees_the_worker() {
-    let worker = Arc::new(LocalChat::start("queue-test", chat_source(), 1));
+    let worker = Arc::new(LocalChat::start("queue-test", chat_source(), 1, 1));
     // Load the model first, so the scenario below is about queueing, not loading.
     let mut warm = ask("Hi");
     warm.max_tokens = 1;
@@ -421,4 +422,64 @@ async fn embeddings_rank_similar_sentences_higher() {
     // Long inputs are truncated, not rejected.
     let long = e.embed(vec!["word ".repeat(2000)]).await.unwrap();
     assert_eq!(long[0].len(), 384);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_generations_share_passes_and_match_one_at_a_time() {
+    let prompts = [
+        "Name a fruit.",
+        "What is 3 + 4?",
+        "Say hello in French.",
+        "Describe the sea.",
+        "List two animals.",
+        "What colour is grass?",
+        "Tell me a joke.",
+        "Who wrote Hamlet?",
+    ];
+    let greedy = |p: &str| {
+        let mut r = ask(p);
+        r.max_tokens = 24;
+        r.sampling = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        r
+    };
+    let mut engine = ChatEngine::load(&chat_source()).unwrap();
+    let alone: Vec<String> = prompts
+        .iter()
+        .map(|p| engine.generate(&greedy(p), &mut |_| true).unwrap().text)
+        .collect();
+    drop(engine);
+
+    let worker = Arc::new(LocalChat::start("batch-test", chat_source(), 16, 8));
+    // A long generation that is abandoned while the others run: it leaves the batch.
+    let doomed = tokio::spawn({
+        let w = worker.clone();
+        async move { w.generate(long_request(), None).await }
+    });
+    let handles: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            let w = worker.clone();
+            let r = greedy(p);
+            tokio::spawn(async move { w.generate(r, None).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.abort();
+    for (h, want) in handles.into_iter().zip(&alone) {
+        let g = h.await.unwrap().unwrap();
+        assert_eq!(&g.text, want, "a batched generation differs from the same one alone");
+    }
+    // A request that cannot start (a prompt longer than the context) fails alone.
+    let mut huge = ask(&"word ".repeat(5000));
+    huge.max_tokens = 4;
+    let ok = tokio::spawn({
+        let w = worker.clone();
+        async move { w.generate(greedy("Name a fruit."), None).await }
+    });
+    let err = worker.generate(huge, None).await.unwrap_err();
+    assert!(matches!(err, InferenceError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(ok.await.unwrap().unwrap().text, alone[0]);
 }

@@ -1,0 +1,471 @@
+//! A loaded chat model and the generations running on it. A [`Sequence`] is one generation as
+//! a state machine — the tokens it needs run next, then what it does with the logits that come
+//! back (sample under its own sampler, grammar and stop rules, hand text out, finish) — so that
+//! one request alone ([`ChatEngine::generate`]) and many requests sharing each forward pass (the
+//! batching worker in [`super::local`]) run the same code. Finished sequences leave their caches
+//! behind, and a new prompt starts from the idle cache that shares its longest prefix (the
+//! system prompt and tool list of an agent are the same on every call).
+
+use std::sync::Arc;
+
+use super::constrained::{self, Constraint, Grammar};
+use super::engine::{KvCache, Model, Pool, Scratch, Step};
+use super::local::Source;
+use super::sampling::Sampler;
+use super::template::{CHATML, ChatTemplate};
+use super::{
+    FinishReason, GenerateRequest, Generation, InferenceError, Usage, embedded, tool_protocol,
+};
+
+/// Caches of finished sequences kept for their prefixes.
+const IDLE_CACHES: usize = 4;
+/// Prompt tokens a sequence runs per pass, so a long prompt does not stall the others.
+pub const PREFILL_CHUNK: usize = 256;
+
+/// The fewest tokens a forced tool call may use: enough for the longest string the call
+/// grammar admits ([`constrained::MAX_STRING`] bytes) plus the call's JSON around it.
+const CALL_TOKENS: usize = constrained::MAX_STRING as usize + 64;
+
+/// A cache and the tokens whose keys and values it holds.
+#[derive(Default)]
+pub struct Cached {
+    pub cache: KvCache,
+    pub tokens: Vec<u32>,
+}
+
+/// A loaded chat model: weights, tokenizer, template, grammar, and idle caches.
+pub struct ChatEngine {
+    pub model: Arc<Model>,
+    pub tokenizer: tokenizers::Tokenizer,
+    template: ChatTemplate,
+    eos: Vec<u32>,
+    pub grammar: Option<Grammar>,
+    idle: Vec<Cached>,
+    scratch: Scratch,
+    pool: &'static Pool,
+}
+
+impl ChatEngine {
+    pub fn load(source: &Source) -> Result<ChatEngine, InferenceError> {
+        let bytes = source.bytes("model.gguf", None)?;
+        let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
+        let mut cursor = std::io::Cursor::new(bytes);
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
+        let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
+        let template_src = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok().cloned())
+            .unwrap_or_else(|| CHATML.to_string());
+        let token_text = |id: Option<u32>| {
+            id.and_then(|i| tok.tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        let template = ChatTemplate::new(
+            &template_src,
+            &token_text(tok.bos),
+            &token_text(tok.eos.first().copied()),
+        )
+        .map_err(InferenceError::Load)?;
+        let model = Model::load(bytes).map_err(load)?;
+        if matches!(source, Source::Embedded(_)) {
+            embedded::release(bytes);
+        }
+        let grammar = Grammar::new(&tok.tokenizer, &tok.eos).ok();
+        Ok(ChatEngine {
+            model: Arc::new(model),
+            tokenizer: tok.tokenizer,
+            template,
+            eos: tok.eos,
+            grammar,
+            idle: Vec::new(),
+            scratch: Scratch::default(),
+            pool: Pool::global(),
+        })
+    }
+
+    pub fn context(&self) -> usize {
+        self.model.config.context
+    }
+
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, InferenceError> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| InferenceError::Failed(format!("tokenizing failed: {e}")))
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids, false).unwrap_or_default()
+    }
+
+    /// The prompt text for a request; when the request forces a tool call it presents the
+    /// tools and ends inside the call (see [`tool_protocol`]).
+    pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
+        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
+        let mut messages = tool_protocol::template_messages(&req.messages, forced.is_some());
+        if let Some(tools) = &forced {
+            messages =
+                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
+        }
+        let mut prompt = self
+            .template
+            .render(&messages, true)
+            .map_err(InferenceError::InvalidRequest)?;
+        if forced.is_some() {
+            prompt.push_str(tool_protocol::OPEN);
+        }
+        Ok(prompt)
+    }
+
+    /// The idle cache sharing the longest prefix with `tokens` (a fresh one if none does),
+    /// cut back to that prefix; at least one token is left to run.
+    fn cache_for(&mut self, tokens: &[u32]) -> Cached {
+        let shared = |c: &Cached| {
+            c.tokens
+                .iter()
+                .zip(tokens)
+                .take_while(|(a, b)| a == b)
+                .count()
+        };
+        let best = (0..self.idle.len()).max_by_key(|&i| shared(&self.idle[i]));
+        let mut cached = match best {
+            Some(i) if shared(&self.idle[i]) > 0 => self.idle.swap_remove(i),
+            _ => Cached::default(),
+        };
+        let keep = shared(&cached).min(tokens.len().saturating_sub(1));
+        cached.cache.truncate(keep);
+        cached.tokens.truncate(keep);
+        cached
+    }
+
+    /// Gives a finished sequence's cache back for later prefixes.
+    pub fn recycle(&mut self, cached: Cached) {
+        if cached.tokens.is_empty() {
+            return;
+        }
+        if self.idle.len() >= IDLE_CACHES {
+            self.idle.remove(0);
+        }
+        self.idle.push(cached);
+    }
+
+    /// Starts a generation: checks the request, renders and tokenizes its prompt, and takes
+    /// the cache that shares most of it.
+    pub fn begin(&mut self, req: &GenerateRequest) -> Result<Sequence, InferenceError> {
+        let prompt = self.prompt(req)?;
+        let prompt_tokens = self.encode(&prompt)?;
+        let context = self.context();
+        let room = context.saturating_sub(prompt_tokens.len());
+        if room < 2 {
+            return Err(InferenceError::InvalidRequest(format!(
+                "the prompt has {} tokens; the model's context holds {context}",
+                prompt_tokens.len()
+            )));
+        }
+        // A forced tool call is constrained by the call schema and is not text: no deltas.
+        let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
+        // The budget is for the answer's text; a call gets room to close its JSON whatever the
+        // budget, since a call cut short is no call at all.
+        let budget = if forced.is_some() {
+            req.max_tokens.max(CALL_TOKENS)
+        } else {
+            req.max_tokens
+        };
+        let schema = match &forced {
+            Some(tools) => Some(tool_protocol::call_schema(tools)),
+            None => req.json_schema.clone(),
+        };
+        // A text answer never contains a raw call (small models imitate earlier ones).
+        let mut stops = req.stop.clone();
+        if forced.is_none() {
+            stops.push(tool_protocol::OPEN.to_string());
+        }
+        let constraint = match &schema {
+            Some(schema) => Some(
+                self.grammar
+                    .as_ref()
+                    .ok_or_else(|| {
+                        InferenceError::Failed(
+                            "constrained decoding is not available for this model".into(),
+                        )
+                    })?
+                    .matcher(schema)
+                    .map_err(InferenceError::InvalidRequest)?,
+            ),
+            None => None,
+        };
+        let cached = self.cache_for(&prompt_tokens);
+        let pending = prompt_tokens[cached.tokens.len()..].to_vec();
+        Ok(Sequence {
+            prompt_len: prompt_tokens.len(),
+            prompt_tokens,
+            cached,
+            pending,
+            call: forced.is_some(),
+            max_tokens: budget.min(room - 1),
+            stops,
+            constraint,
+            sampler: Sampler::new(req.sampling.clone()),
+            out: Vec::new(),
+            emitted: 0,
+            text: String::new(),
+            finish: FinishReason::Length,
+        })
+    }
+
+    /// Runs one pass for `sequences` (each its next tokens, at most [`PREFILL_CHUNK`] of a
+    /// prompt); returns each one's logits, `None` for one still in its prompt.
+    pub fn step(
+        &mut self,
+        sequences: &mut [&mut Sequence],
+    ) -> Result<Vec<Option<Vec<f32>>>, InferenceError> {
+        let runs: Vec<Vec<u32>> = sequences
+            .iter_mut()
+            .map(|s| {
+                let n = s.pending.len().min(PREFILL_CHUNK);
+                s.pending.drain(..n).collect()
+            })
+            .collect();
+        let mut steps: Vec<Step> = sequences
+            .iter_mut()
+            .zip(&runs)
+            .map(|(s, tokens)| Step {
+                cache: &mut s.cached.cache,
+                tokens,
+            })
+            .collect();
+        let logits = self
+            .model
+            .forward_batch(self.pool, &mut steps, &mut self.scratch)
+            .map_err(|e| InferenceError::Failed(e.to_string()))?;
+        Ok(sequences
+            .iter_mut()
+            .zip(runs)
+            .zip(logits)
+            .map(|((s, run), l)| {
+                s.cached.tokens.extend_from_slice(&run);
+                s.pending.is_empty().then_some(l)
+            })
+            .collect())
+    }
+
+    /// Generates for `req` alone. `on_delta` receives text as it becomes final and returns
+    /// `false` to cancel.
+    pub fn generate(
+        &mut self,
+        req: &GenerateRequest,
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, InferenceError> {
+        let mut seq = self.begin(req)?;
+        let result = loop {
+            let logits = match self.step(&mut [&mut seq]) {
+                Ok(mut l) => l.remove(0),
+                Err(e) => break Err(e),
+            };
+            let Some(mut logits) = logits else { continue };
+            if let Some(done) = seq.advance(self, &mut logits, on_delta) {
+                break done;
+            }
+        };
+        self.recycle(seq.into_cache());
+        result
+    }
+
+    /// The next-token logits after `tokens` (run from the best idle cache).
+    pub fn logits_after(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
+        let mut cached = self.cache_for(tokens);
+        let run = &tokens[cached.tokens.len()..];
+        let result = self
+            .model
+            .forward(self.pool, &mut cached.cache, run, &mut self.scratch)
+            .map_err(|e| InferenceError::Failed(e.to_string()));
+        if result.is_ok() {
+            cached.tokens.extend_from_slice(run);
+        }
+        self.recycle(cached);
+        result
+    }
+}
+
+/// One generation in progress.
+pub struct Sequence {
+    prompt_tokens: Vec<u32>,
+    prompt_len: usize,
+    cached: Cached,
+    /// Tokens to run before the next logits.
+    pending: Vec<u32>,
+    /// A forced tool call (not streamed as text).
+    call: bool,
+    max_tokens: usize,
+    stops: Vec<String>,
+    constraint: Option<Constraint>,
+    sampler: Sampler,
+    out: Vec<u32>,
+    /// Bytes of text already handed out.
+    emitted: usize,
+    text: String,
+    finish: FinishReason,
+}
+
+impl Sequence {
+    /// The cache this sequence leaves (its prompt and what it generated).
+    pub fn into_cache(self) -> Cached {
+        self.cached
+    }
+
+    /// The prompt's tokens.
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt_tokens
+    }
+
+    /// Takes the logits of the last pass: picks the next tokens (queued for the next pass) or
+    /// finishes, with the generation or its error.
+    pub fn advance(
+        &mut self,
+        engine: &ChatEngine,
+        logits: &mut [f32],
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<Result<Generation, InferenceError>> {
+        match self.next(engine, logits, on_delta) {
+            Ok(true) => None,
+            Ok(false) => Some(self.finish(on_delta)),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Ok(true): tokens are queued; Ok(false): generation ended.
+    fn next(
+        &mut self,
+        engine: &ChatEngine,
+        logits: &mut [f32],
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<bool, InferenceError> {
+        if self.out.len() >= self.max_tokens {
+            return Ok(false);
+        }
+        // Tokens the grammar forces are appended without sampling, in one batched step.
+        let mut next: Vec<u32> = Vec::new();
+        if let Some(c) = self.constraint.as_mut() {
+            if c.is_stopped() {
+                self.finish = FinishReason::Stop;
+                return Ok(false);
+            }
+            next = c.forced_tokens();
+        }
+        if next.is_empty() {
+            let token = match self.constraint.as_mut() {
+                Some(c) => {
+                    let mask = c.mask().map_err(InferenceError::Failed)?;
+                    self.sampler.sample(logits, Some(&|t| mask.is_allowed(t)))
+                }
+                None => self.sampler.sample(logits, None),
+            };
+            let Some(token) = token else {
+                return Err(InferenceError::Failed(
+                    "no token is allowed at this point".into(),
+                ));
+            };
+            if engine.eos.contains(&token) {
+                if let Some(c) = self.constraint.as_mut() {
+                    c.consume(&[token]).map_err(InferenceError::Failed)?;
+                }
+                self.finish = FinishReason::Stop;
+                return Ok(false);
+            }
+            next.push(token);
+        }
+        if let Some(c) = self.constraint.as_mut() {
+            c.consume(&next).map_err(InferenceError::Failed)?;
+        }
+        for &t in &next {
+            self.sampler.observe(t);
+        }
+        self.out.extend_from_slice(&next);
+        self.text = engine.decode(&self.out);
+        if let Some((cut, _)) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.text.find(s.as_str()).map(|i| (i, s)))
+            .min_by_key(|(i, _)| *i)
+        {
+            self.text.truncate(cut);
+            self.finish = FinishReason::Stop;
+            return Ok(false);
+        }
+        // Hold back an incomplete character and anything that may start a stop sequence.
+        let text = &self.text;
+        let mut ready = text.len();
+        if text.ends_with('\u{FFFD}') {
+            ready -= '\u{FFFD}'.len_utf8();
+        }
+        for s in &self.stops {
+            for k in (1..s.len()).rev() {
+                if s.is_char_boundary(k) && text[..ready].ends_with(&s[..k]) {
+                    ready = ready.min(ready - k);
+                    break;
+                }
+            }
+        }
+        if !self.call
+            && ready > self.emitted
+            && text.is_char_boundary(ready)
+            && text.is_char_boundary(self.emitted)
+        {
+            if !on_delta(&text[self.emitted..ready]) {
+                return Err(InferenceError::Cancelled);
+            }
+            self.emitted = ready;
+        }
+        if self.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
+            self.finish = FinishReason::Stop;
+            return Ok(false);
+        }
+        if self.out.len() >= self.max_tokens {
+            return Ok(false);
+        }
+        self.pending = next;
+        Ok(true)
+    }
+
+    fn finish(
+        &mut self,
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation, InferenceError> {
+        let text = std::mem::take(&mut self.text);
+        if !self.call
+            && self.emitted < text.len()
+            && text.is_char_boundary(self.emitted)
+            && !on_delta(&text[self.emitted..])
+        {
+            return Err(InferenceError::Cancelled);
+        }
+        if let Some(c) = &self.constraint
+            && !c.is_accepting()
+        {
+            return Err(InferenceError::Failed(format!(
+                "the structured output did not complete within {} tokens",
+                self.max_tokens
+            )));
+        }
+        let usage = Usage {
+            prompt_tokens: self.prompt_len as u32,
+            completion_tokens: self.out.len() as u32,
+        };
+        if self.call {
+            return Ok(Generation {
+                text: String::new(),
+                finish_reason: FinishReason::ToolCalls,
+                usage,
+                tool_calls: tool_protocol::parse_calls(&text)?,
+            });
+        }
+        Ok(Generation {
+            text,
+            finish_reason: self.finish,
+            usage,
+            tool_calls: Vec::new(),
+        })
+    }
+}
