@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 CONFORMANCE_GROUPS=${CONFORMANCE_GROUPS:-'^(system|agents|memory|workflows|a2a|tools|logs|telemetry|vector|mcp|scores|networks)'}
 
 cargo test --release --all-targets
+# The model paths once more on the AVX2 kernels, what a CPU without AVX-512 runs. The engine's
+# kernels compute the same bits on every instruction set (unit-tested); this checks it end to end
+# with the real model (EDGESTRA_SIMD: auto, scalar, avx2, vnni; one the CPU lacks falls back).
+EDGESTRA_SIMD=avx2 cargo test --release --lib inference::
 
 suite=../shared/conformance
 if [ ! -f "$suite/run.sh" ]; then

@@ -60,7 +60,9 @@ fn failed(e: candle_core::Error) -> InferenceError {
 /// Tokens for a prompt of `n`: the vocabulary's first ordinary ids, cycled (any tokens do for
 /// timing; the same ones go to every decoder).
 fn prompt(vocab: usize, n: usize) -> Vec<u32> {
-    (0..n).map(|i| (100 + (i * 37) % (vocab - 200)) as u32).collect()
+    (0..n)
+        .map(|i| (100 + (i * 37) % (vocab - 200)) as u32)
+        .collect()
 }
 
 /// The two decoders measured side by side.
@@ -267,7 +269,11 @@ pub fn run(opts: &Options) -> Result<(), InferenceError> {
     }
     let mut decoder = decoder.expect("at least one run");
     let config = decoder.model.config.clone();
-    let tokens = prompt(config.vocab, opts.prompt_tokens.min(config.context - opts.decode_tokens - 1));
+    let tokens = prompt(
+        config.vocab,
+        opts.prompt_tokens
+            .min(config.context - opts.decode_tokens - 1),
+    );
     embedded::release(bytes);
     let embedder = super::local::load_bert(&Source::Embedded(EMBEDDING_MODEL.into()))?;
     let (pre, dec) = speed(&mut decoder, &tokens, opts.decode_tokens, opts.runs)?;
@@ -290,7 +296,13 @@ pub fn run(opts: &Options) -> Result<(), InferenceError> {
     for streams in [1, 4, 8] {
         batched.push((
             streams,
-            batched_decode(&decoder, &tokens, opts.decode_tokens.min(64), streams, opts.runs)?,
+            batched_decode(
+                &decoder,
+                &tokens,
+                opts.decode_tokens.min(64),
+                streams,
+                opts.runs,
+            )?,
         ));
     }
     let busy = decode_beside_busy(&mut decoder, &tokens, opts.decode_tokens, opts.runs, 1)?;

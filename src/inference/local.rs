@@ -5,8 +5,8 @@
 //! whose caller went away, leaves without stalling the others.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -403,15 +403,24 @@ mod tests {
     #[test]
     fn the_answer_one_token_away_is_among_the_top_candidates() {
         let mut e = engine();
-        let top = top_next(&mut e, "What is the capital of France?", "The capital of France is", 5);
+        let top = top_next(
+            &mut e,
+            "What is the capital of France?",
+            "The capital of France is",
+            5,
+        );
         assert!(top.iter().any(|t| t.trim() == "Paris"), "{top:?}");
         // Digits are tokens of their own, after a space token.
         let top = top_next(&mut e, "What is 2 + 2?", "2 + 2 = ", 5);
         assert!(top.iter().any(|t| t.trim() == "4"), "{top:?}");
         // Greedy decoding is repeatable, whatever the cache held before.
-        let a = e.generate(&greedy("Name a colour.", 12), &mut |_| true).unwrap();
+        let a = e
+            .generate(&greedy("Name a colour.", 12), &mut |_| true)
+            .unwrap();
         top_next(&mut e, "Something else entirely.", "So", 1);
-        let b = e.generate(&greedy("Name a colour.", 12), &mut |_| true).unwrap();
+        let b = e
+            .generate(&greedy("Name a colour.", 12), &mut |_| true)
+            .unwrap();
         assert_eq!(a.text, b.text);
         assert!(a.usage.prompt_tokens > 5 && a.usage.completion_tokens > 0);
     }
@@ -567,4 +576,3 @@ mod tool_tests {
         assert!(g.tool_calls.is_empty());
     }
 }
-

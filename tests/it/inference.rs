@@ -470,7 +470,10 @@ async fn concurrent_generations_share_passes_and_match_one_at_a_time() {
     doomed.abort();
     for (h, want) in handles.into_iter().zip(&alone) {
         let g = h.await.unwrap().unwrap();
-        assert_eq!(&g.text, want, "a batched generation differs from the same one alone");
+        assert_eq!(
+            &g.text, want,
+            "a batched generation differs from the same one alone"
+        );
     }
     // A request that cannot start (a prompt longer than the context) fails alone.
     let mut huge = ask(&"word ".repeat(5000));

@@ -111,11 +111,17 @@ fn results_do_not_depend_on_batching_or_kernels() {
         let whole = run(&[11]);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&run(&[4, 5, 11])), bits(&whole), "{arch}: split");
-        assert_eq!(bits(&run(&(1..=11).collect::<Vec<_>>())), bits(&whole), "{arch}: one by one");
+        assert_eq!(
+            bits(&run(&(1..=11).collect::<Vec<_>>())),
+            bits(&whole),
+            "{arch}: one by one"
+        );
         // A cache cut back and run again gives the same logits.
         let mut cache = KvCache::default();
         let mut scratch = Scratch::default();
-        model.forward(&pool, &mut cache, &tokens, &mut scratch).unwrap();
+        model
+            .forward(&pool, &mut cache, &tokens, &mut scratch)
+            .unwrap();
         cache.truncate(6);
         let again = model
             .forward(&pool, &mut cache, &tokens[6..], &mut scratch)
@@ -141,7 +147,11 @@ fn every_instruction_set_runs_a_whole_model_to_the_same_bits() {
                 let mut s = Scratch::default();
                 let a = model.forward(&pool, &mut cache, &tokens, &mut s).unwrap();
                 let b = model.forward(&pool, &mut cache, &[3], &mut s).unwrap();
-                [a, b].concat().iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                [a, b]
+                    .concat()
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect::<Vec<_>>()
             })
         };
         let reference = run(Isa::Scalar);
@@ -165,7 +175,11 @@ fn bad_files_and_inputs_are_errors() {
     let mut cache = KvCache::default();
     let mut s = Scratch::default();
     assert!(model.forward(&pool, &mut cache, &[], &mut s).is_err());
-    assert!(model.forward(&pool, &mut cache, &[VOCAB as u32], &mut s).is_err());
+    assert!(
+        model
+            .forward(&pool, &mut cache, &[VOCAB as u32], &mut s)
+            .is_err()
+    );
     let full: Vec<u32> = vec![1; model.config.context + 1];
     assert!(model.forward(&pool, &mut cache, &full, &mut s).is_err());
     assert_eq!(cache.len, 0, "a refused run leaves the cache as it was");
@@ -197,7 +211,10 @@ fn the_embedded_model_is_as_close_to_exact_weights_as_candles_quantized_path() {
         let (engine, candle) = (max_diff(&ours[i], &exact), max_diff(&theirs[i], &exact));
         eprintln!("step {i}: from exact weights, engine {engine:.3}, candle quantized {candle:.3}");
         // Both quantize activations to 8 bits; the engine may not stray much further.
-        assert!(engine <= 1.5 * candle + 0.1, "step {i}: {engine} vs {candle}");
+        assert!(
+            engine <= 1.5 * candle + 0.1,
+            "step {i}: {engine} vs {candle}"
+        );
         let mut top: Vec<usize> = (0..ours[i].len()).collect();
         top.sort_by(|&a, &b| ours[i][b].total_cmp(&ours[i][a]));
         assert!(top[..3].contains(&argmax(&exact)), "step {i}: top choice");

@@ -60,6 +60,11 @@ fn rows_times_vectors(
                 let mut r0 = rows.start;
                 while r0 < rows.end {
                     let nr = (rows.end - r0).min(TILE_ROWS);
+                    // Decoding streams each weight once: ask for the rows two tiles ahead now,
+                    // so they arrive while these are computed.
+                    if x.n <= TILE_VECS {
+                        prefetch_rows(w, r0 + 2 * TILE_ROWS, TILE_ROWS);
+                    }
                     match (nr, nt) {
                         (4, 2) => tile!(4, 2, r0, t0),
                         (4, _) => tile!(4, 1, r0, t0),
@@ -81,6 +86,41 @@ fn rows_times_vectors(
                     out[t * ld + r] = dot_reference(w, r, x, t);
                 }
             }
+        }
+    }
+}
+
+/// Hints the cache to load weight rows `first..first + count` (those that exist).
+#[cfg(target_arch = "x86_64")]
+fn prefetch_rows(w: &QMatrix, first: usize, count: usize) {
+    use super::quant::Codes;
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+    let end = (first + count).min(w.rows);
+    if first >= end {
+        return;
+    }
+    let nb = w.blocks_per_row();
+    let lines = |bytes: &[u8]| {
+        for off in (0..bytes.len()).step_by(64) {
+            // SAFETY: prefetching is only a hint; the address lies inside the slice.
+            unsafe { _mm_prefetch(bytes.as_ptr().add(off) as *const i8, _MM_HINT_T0) };
+        }
+    };
+    let as_bytes = |v: &[half::f16]| {
+        // SAFETY: f16 is two bytes without padding; the view covers the same memory.
+        unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, v.len() * 2) }
+    };
+    lines(as_bytes(&w.scale[first * nb..end * nb]));
+    match &w.codes {
+        Codes::Q4 { nibbles, min } => {
+            lines(&nibbles[first * nb * 16..end * nb * 16]);
+            lines(as_bytes(&min[first * nb..end * nb]));
+        }
+        Codes::Q8(codes) => {
+            // SAFETY: i8 and u8 have the same layout.
+            let bytes =
+                unsafe { std::slice::from_raw_parts(codes.as_ptr() as *const u8, codes.len()) };
+            lines(&bytes[first * w.cols..end * w.cols]);
         }
     }
 }
@@ -114,29 +154,6 @@ mod tests {
                         .all(|(a, b)| a.to_bits() == b.to_bits());
                     assert!(same, "{isa:?} differs from scalar at {rows}x{cols}, n={n}");
                 }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::super::quant::tests::{noise, q4_from};
-    use super::*;
-    #[test]
-    fn time_decode_matmul() {
-        for threads in [1, 2] {
-            let pool = Pool::new(threads);
-            for (rows, cols) in [(3072, 576), (49152, 576), (576, 1536)] {
-                let w = q4_from(&noise(rows * cols, 3), rows, cols);
-                let mut acts = QActs::default();
-                acts.quantize(&noise(cols, 7), cols);
-                let mut out = vec![0f32; rows];
-                let iters = 200_000_000 / (rows * cols);
-                let t = std::time::Instant::now();
-                for _ in 0..iters { matmul(&pool, &w, &acts, &mut out); }
-                let s = t.elapsed().as_secs_f64() / iters as f64;
-                eprintln!("threads {threads} {rows}x{cols}: {:.1} us, {:.1} GB/s", s * 1e6, w.bytes() as f64 / s / 1e9);
             }
         }
     }

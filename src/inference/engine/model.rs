@@ -147,11 +147,10 @@ impl Reader<'_> {
     }
 
     fn matrix(&self, name: &str) -> Result<QMatrix> {
-        let info = self
-            .ct
-            .tensor_infos
-            .get(name)
-            .ok_or_else(|| candle_core::Error::Msg(format!("the model file has no `{name}`")))?;
+        let info =
+            self.ct.tensor_infos.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("the model file has no `{name}`"))
+            })?;
         let dims = info.shape.dims();
         let (rows, cols) = match dims {
             [rows, cols] => (*rows, *cols),
@@ -263,7 +262,11 @@ impl Model {
         let n_layer = meta(&ct, &key("block_count"))?.to_u32()? as usize;
         let n_kv_head = meta_usize(&ct, &key("attention.head_count_kv")).unwrap_or(n_head);
         let head_dim = meta_usize(&ct, &key("attention.key_length")).unwrap_or(hidden / n_head);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || head_dim % 2 != 0 {
+        if n_head == 0
+            || n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || !head_dim.is_multiple_of(2)
+        {
             candle_core::bail!("the model has {n_head} heads over {n_kv_head} key/value heads");
         }
         let gemma = arch == "gemma3";
@@ -307,7 +310,7 @@ impl Model {
             }
         }
         let mut layers = Vec::with_capacity(n_layer);
-        for i in 0..n_layer {
+        for (i, window) in windows.iter().enumerate() {
             let p = |s: &str| format!("blk.{i}.{s}");
             let names = |s: &[&str]| -> Vec<String> {
                 s.iter().map(|n| p(&format!("{n}.weight"))).collect()
@@ -351,7 +354,7 @@ impl Model {
                 gate_up,
                 down: r.matrix(&p("ffn_down.weight"))?,
                 post_ffn_norm: r.optional(&p("post_ffw_norm.weight"))?,
-                rope: usize::from(windows[i].is_some() && gemma),
+                rope: usize::from(window.is_some() && gemma),
             });
         }
         let output = if r.has("output.weight") {
@@ -548,9 +551,14 @@ impl Model {
         let mut logits = vec![0f32; steps.len() * head.rows];
         matmul(pool, head, &s.acts, &mut logits);
         if let Some(cap) = c.final_softcap {
-            logits.iter_mut().for_each(|v| *v = cap * ops::tanh(*v / cap));
+            logits
+                .iter_mut()
+                .for_each(|v| *v = cap * ops::tanh(*v / cap));
         }
-        Ok(logits.chunks_exact(head.rows).map(<[f32]>::to_vec).collect())
+        Ok(logits
+            .chunks_exact(head.rows)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 

@@ -205,9 +205,15 @@ mod tests {
             let want = (x as f64).exp();
             let got = exp(x) as f64;
             if x > -80.0 {
-                assert!(((got - want) / want).abs() < 1e-6, "exp({x}) = {got}, want {want}");
+                assert!(
+                    ((got - want) / want).abs() < 1e-6,
+                    "exp({x}) = {got}, want {want}"
+                );
             }
-            assert!((tanh(x) as f64 - (x as f64).tanh()).abs() < 1e-6, "tanh({x})");
+            assert!(
+                (tanh(x) as f64 - (x as f64).tanh()).abs() < 1e-6,
+                "tanh({x})"
+            );
         }
     }
 
@@ -219,10 +225,32 @@ mod tests {
         let q = [0.0, 0.0, 0.0, 1.0];
         let mut out = [0f32; 4];
         let mut scores = Vec::new();
-        attend(&q, &keys, &values, 0, 4, 2, None, 1.0, &mut scores, &mut out);
+        attend(
+            &q,
+            &keys,
+            &values,
+            0,
+            4,
+            2,
+            None,
+            1.0,
+            &mut scores,
+            &mut out,
+        );
         assert!((out[0] - 5.0).abs() < 1e-3, "{out:?}");
         // A window of one sees only the last position.
-        attend(&q, &keys, &values, 0, 4, 2, Some(1), 0.0, &mut scores, &mut out);
+        attend(
+            &q,
+            &keys,
+            &values,
+            0,
+            4,
+            2,
+            Some(1),
+            0.0,
+            &mut scores,
+            &mut out,
+        );
         assert_eq!(out, [5.0, 6.0, 7.0, 8.0]);
         let mut s = vec![1.0, 2.0, 3.0];
         softmax(&mut s);

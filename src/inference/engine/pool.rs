@@ -102,7 +102,7 @@ impl Pool {
             panicked: AtomicBool::new(false),
         };
         // SAFETY: the lifetime is erased only for the time this function waits below.
-        let ptr = JobPtr(&job as *const Job<'_> as *const Job<'static>);
+        let ptr = JobPtr(std::ptr::from_ref(&job).cast::<Job<'static>>());
         {
             let mut st = self.shared.state.lock().expect("pool state");
             st.job = Some(ptr);

@@ -24,14 +24,15 @@ pub struct QMatrix {
     pub rows: usize,
     pub cols: usize,
     pub codes: Codes,
-    /// Scale of each block, row-major: `rows × cols/32`.
-    pub scale: Vec<f32>,
+    /// Scale of each block, row-major: `rows × cols/32` (half precision, as GGUF files store
+    /// it: decoding reads every weight once per token, so fewer bytes is faster).
+    pub scale: Vec<f16>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Codes {
     /// 16 bytes per block: byte j holds value j in its low nibble and value j+16 in its high.
-    Q4 { nibbles: Vec<u8>, min: Vec<f32> },
+    Q4 { nibbles: Vec<u8>, min: Vec<f16> },
     /// 32 signed bytes per block.
     Q8(Vec<i8>),
 }
@@ -44,10 +45,10 @@ impl QMatrix {
     /// Bytes the matrix occupies.
     pub fn bytes(&self) -> usize {
         let codes = match &self.codes {
-            Codes::Q4 { nibbles, min } => nibbles.len() + min.len() * 4,
+            Codes::Q4 { nibbles, min } => nibbles.len() + min.len() * 2,
             Codes::Q8(c) => c.len(),
         };
-        codes + self.scale.len() * 4
+        codes + self.scale.len() * 2
     }
 
     /// Quantizes f32 rows to the 8-bit form (scale = max |value| / 127 per block).
@@ -55,13 +56,16 @@ impl QMatrix {
         assert_eq!(data.len(), rows * cols);
         assert_eq!(cols % BLOCK, 0);
         let mut codes = vec![0i8; rows * cols];
-        let mut scale = vec![0f32; rows * cols / BLOCK];
+        let mut scale = vec![f16::ZERO; rows * cols / BLOCK];
         for (b, (src, dst)) in data
             .chunks_exact(BLOCK)
             .zip(codes.chunks_exact_mut(BLOCK))
             .enumerate()
         {
-            scale[b] = quantize_block(src, dst);
+            // The codes are made with the scale as it is stored.
+            let d = f16::from_f32(amax(src) / 127.0);
+            quantize_with(src, dst, d.to_f32());
+            scale[b] = d;
         }
         QMatrix {
             rows,
@@ -80,7 +84,7 @@ impl QMatrix {
         cols: usize,
         dequantize: impl FnOnce() -> candle_core::Result<Vec<f32>>,
     ) -> candle_core::Result<QMatrix> {
-        if cols % BLOCK != 0 {
+        if !cols.is_multiple_of(BLOCK) {
             candle_core::bail!("a matrix with {cols} columns is not made of 32-value blocks");
         }
         let blocks = rows * cols / BLOCK;
@@ -90,7 +94,7 @@ impl QMatrix {
             }
             Ok(())
         };
-        let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let half = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]);
         match dtype {
             GgmlDType::Q4_0 | GgmlDType::Q4_1 => {
                 let size = if dtype == GgmlDType::Q4_0 { 18 } else { 20 };
@@ -102,7 +106,8 @@ impl QMatrix {
                     let d = half(block);
                     scale.push(d);
                     if dtype == GgmlDType::Q4_0 {
-                        min.push(-8.0 * d);
+                        // Exact: a power-of-two multiple of a half-precision number.
+                        min.push(f16::from_f32(-8.0 * d.to_f32()));
                         nibbles.extend_from_slice(&block[2..18]);
                     } else {
                         min.push(half(&block[2..]));
@@ -142,14 +147,15 @@ impl QMatrix {
         let nb = self.blocks_per_row();
         for b in 0..nb {
             let i = r * nb + b;
-            let d = self.scale[i];
+            let d = self.scale[i].to_f32();
             let dst = &mut out[b * BLOCK..(b + 1) * BLOCK];
             match &self.codes {
                 Codes::Q4 { nibbles, min } => {
                     let q = &nibbles[i * 16..(i + 1) * 16];
                     for j in 0..16 {
-                        dst[j] = d.mul_add((q[j] & 15) as f32, min[i]);
-                        dst[j + 16] = d.mul_add((q[j] >> 4) as f32, min[i]);
+                        let m = min[i].to_f32();
+                        dst[j] = d.mul_add((q[j] & 15) as f32, m);
+                        dst[j + 16] = d.mul_add((q[j] >> 4) as f32, m);
                     }
                 }
                 Codes::Q8(c) => {
@@ -162,14 +168,22 @@ impl QMatrix {
     }
 }
 
-/// Quantizes one block to codes in -127..=127; returns its scale.
-fn quantize_block(src: &[f32], dst: &mut [i8]) -> f32 {
-    let amax = src.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = amax / 127.0;
+fn amax(src: &[f32]) -> f32 {
+    src.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
+/// Codes in -127..=127 for `src` at scale `d`.
+fn quantize_with(src: &[f32], dst: &mut [i8], d: f32) {
     let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (o, v) in dst.iter_mut().zip(src) {
         *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
     }
+}
+
+/// Quantizes one block of activations; returns its scale.
+fn quantize_block(src: &[f32], dst: &mut [i8]) -> f32 {
+    let d = amax(src) / 127.0;
+    quantize_with(src, dst, d);
     d
 }
 
@@ -249,7 +263,7 @@ pub fn dot_reference(w: &QMatrix, r: usize, x: &QActs, t: usize) -> f32 {
                     values[j] = (q[j] & 15) as i32;
                     values[j + 16] = (q[j] >> 4) as i32;
                 }
-                macc[b % LANES] = min[wi].mul_add(x.sum[xi], macc[b % LANES]);
+                macc[b % LANES] = min[wi].to_f32().mul_add(x.sum[xi], macc[b % LANES]);
             }
             Codes::Q8(c) => {
                 for (v, &q) in values.iter_mut().zip(&c[wi * BLOCK..(wi + 1) * BLOCK]) {
@@ -257,9 +271,11 @@ pub fn dot_reference(w: &QMatrix, r: usize, x: &QActs, t: usize) -> f32 {
                 }
             }
         }
-        let ds = w.scale[wi] * x.scale[xi];
+        let ds = w.scale[wi].to_f32() * x.scale[xi];
         for (j, lane) in acc.iter_mut().enumerate() {
-            let isum: i32 = (0..4).map(|i| values[4 * j + i] * xq[4 * j + i] as i32).sum();
+            let isum: i32 = (0..4)
+                .map(|i| values[4 * j + i] * xq[4 * j + i] as i32)
+                .sum();
             *lane = ds.mul_add(isum as f32, *lane);
         }
     }
@@ -294,11 +310,16 @@ pub mod tests {
         for block in data.chunks_exact(BLOCK) {
             let lo = block.iter().cloned().fold(f32::MAX, f32::min);
             let hi = block.iter().cloned().fold(f32::MIN, f32::max);
-            let d = (hi - lo) / 15.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let d = f16::from_f32((hi - lo) / 15.0);
+            let lo = f16::from_f32(lo);
+            let inv = if d.to_f32() > 0.0 {
+                1.0 / d.to_f32()
+            } else {
+                0.0
+            };
             let q: Vec<u8> = block
                 .iter()
-                .map(|v| ((v - lo) * inv).round().clamp(0.0, 15.0) as u8)
+                .map(|v| ((v - lo.to_f32()) * inv).round().clamp(0.0, 15.0) as u8)
                 .collect();
             nibbles.extend((0..16).map(|j| q[j] | (q[j + 16] << 4)));
             scale.push(d);
@@ -319,7 +340,10 @@ pub mod tests {
         let x = noise(cols, 2);
         let mut acts = QActs::default();
         acts.quantize(&x, cols);
-        for m in [q4_from(&w, rows, cols), QMatrix::quantize_q8(&w, rows, cols)] {
+        for m in [
+            q4_from(&w, rows, cols),
+            QMatrix::quantize_q8(&w, rows, cols),
+        ] {
             let mut row = vec![0f32; cols];
             for r in 0..rows {
                 m.row(r, &mut row);

@@ -40,7 +40,9 @@ pub fn available() -> Vec<Isa> {
     let mut out = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
         {
             out.push(Isa::Avx2);
             let evex = std::arch::is_x86_feature_detected!("avx512vnni")
