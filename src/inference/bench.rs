@@ -60,9 +60,13 @@ fn failed(e: candle_core::Error) -> InferenceError {
 /// Tokens for a prompt of `n`: the vocabulary's first ordinary ids, cycled (any tokens do for
 /// timing; the same ones go to every decoder).
 fn prompt(vocab: usize, n: usize) -> Vec<u32> {
-    (0..n)
-        .map(|i| (100 + (i * 37) % (vocab - 200)) as u32)
-        .collect()
+    // Past the special tokens at the start of most vocabularies, when there is room.
+    let (first, span) = if vocab > 300 {
+        (100, vocab - 200)
+    } else {
+        (0, vocab.max(1))
+    };
+    (0..n).map(|i| (first + (i * 37) % span) as u32).collect()
 }
 
 /// The two decoders measured side by side.
@@ -269,11 +273,14 @@ pub fn run(opts: &Options) -> Result<(), InferenceError> {
     }
     let mut decoder = decoder.expect("at least one run");
     let config = decoder.model.config.clone();
-    let tokens = prompt(
-        config.vocab,
-        opts.prompt_tokens
-            .min(config.context - opts.decode_tokens - 1),
-    );
+    let room = config.context.saturating_sub(opts.decode_tokens + 1);
+    let tokens = prompt(config.vocab, opts.prompt_tokens.min(room));
+    if tokens.len() < 64 {
+        return Err(InferenceError::InvalidRequest(format!(
+            "the benchmark needs a prompt of at least 64 tokens and room to decode after it (prompt {}, decode {}, context {})",
+            opts.prompt_tokens, opts.decode_tokens, config.context
+        )));
+    }
     embedded::release(bytes);
     let embedder = super::local::load_bert(&Source::Embedded(EMBEDDING_MODEL.into()))?;
     let (pre, dec) = speed(&mut decoder, &tokens, opts.decode_tokens, opts.runs)?;

@@ -13,12 +13,12 @@ use super::engine::{KvCache, Model, Pool, Scratch, Step};
 use super::local::Source;
 use super::sampling::Sampler;
 use super::template::{CHATML, ChatTemplate};
-use super::{
-    FinishReason, GenerateRequest, Generation, InferenceError, Usage, embedded, tool_protocol,
-};
+use super::{FinishReason, GenerateRequest, Generation, InferenceError, Usage, tool_protocol};
 
-/// Caches of finished sequences kept for their prefixes.
+/// Caches of finished sequences kept for their prefixes: at most this many, and this many
+/// bytes in all (the oldest go first).
 const IDLE_CACHES: usize = 4;
+const IDLE_BYTES: usize = 128 << 20;
 /// Prompt tokens a sequence runs per pass, so a long prompt does not stall the others.
 pub const PREFILL_CHUNK: usize = 256;
 
@@ -49,7 +49,7 @@ impl ChatEngine {
     pub fn load(source: &Source) -> Result<ChatEngine, InferenceError> {
         let bytes = source.bytes("model.gguf", None)?;
         let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
-        let mut cursor = std::io::Cursor::new(bytes);
+        let mut cursor = std::io::Cursor::new(&bytes[..]);
         let content =
             candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
         let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
@@ -68,10 +68,9 @@ impl ChatEngine {
             &token_text(tok.eos.first().copied()),
         )
         .map_err(InferenceError::Load)?;
-        let model = Model::load(bytes).map_err(load)?;
-        if matches!(source, Source::Embedded(_)) {
-            embedded::release(bytes);
-        }
+        // The engine copies the weights into its own forms; the file's bytes go.
+        let model = Model::load(&bytes).map_err(load)?;
+        super::local::release(bytes);
         let grammar = Grammar::new(&tok.tokenizer, &tok.eos).ok();
         Ok(ChatEngine {
             model: Arc::new(model),
@@ -145,10 +144,12 @@ impl ChatEngine {
         if cached.tokens.is_empty() {
             return;
         }
-        if self.idle.len() >= IDLE_CACHES {
+        self.idle.push(cached);
+        while self.idle.len() > IDLE_CACHES
+            || self.idle.iter().map(|c| c.cache.bytes()).sum::<usize>() > IDLE_BYTES
+        {
             self.idle.remove(0);
         }
-        self.idle.push(cached);
     }
 
     /// Starts a generation: checks the request, renders and tokenizes its prompt, and takes

@@ -4,6 +4,7 @@
 //! token (continuous batching): a new request joins at the next pass, and one that finishes, or
 //! whose caller went away, leaves without stalling the others.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
@@ -32,13 +33,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// A file of the model: borrowed from the binary when embedded, read into memory (and
+    /// freed once the loader has copied what it needs) when on disk.
     pub(crate) fn bytes(
         &self,
         embedded_file: &str,
         disk_file: Option<&str>,
-    ) -> Result<&'static [u8], InferenceError> {
+    ) -> Result<Cow<'static, [u8]>, InferenceError> {
         match self {
             Source::Embedded(name) => embedded::file(&format!("{name}/{embedded_file}"))
+                .map(Cow::Borrowed)
                 .ok_or_else(|| {
                     InferenceError::Load(format!(
                         "`{name}/{embedded_file}` is not embedded in this binary"
@@ -49,13 +53,19 @@ impl Source {
                     Some(f) => p.join(f),
                     None => p.clone(),
                 };
-                let data = std::fs::read(&path).map_err(|e| {
+                std::fs::read(&path).map(Cow::Owned).map_err(|e| {
                     InferenceError::Load(format!("cannot read {}: {e}", path.display()))
-                })?;
-                // Models live as long as the process; leaking gives the loader the 'static bytes it reads from.
-                Ok(Box::leak(data.into_boxed_slice()))
+                })
             }
         }
+    }
+}
+
+/// Ends the use of a model file the loader has copied out of: an embedded file's pages are
+/// given back, a file read from disk is freed.
+pub(crate) fn release(bytes: Cow<'static, [u8]>) {
+    if let Cow::Borrowed(b) = bytes {
+        embedded::release(b);
     }
 }
 
@@ -283,7 +293,7 @@ impl LocalEmbedder {
         let (tx, rx) = sync_channel::<EmbedJob>(queue);
         let config = source.bytes("config.json", Some("config.json")).ok();
         let dimensions = config
-            .and_then(|c| serde_json::from_slice::<serde_json::Value>(c).ok())
+            .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
             .and_then(|v| v["hidden_size"].as_u64())
             .unwrap_or(384) as usize;
         std::thread::Builder::new()
@@ -317,13 +327,11 @@ impl LocalEmbedder {
 pub fn load_bert(source: &Source) -> Result<BertEmbedder, InferenceError> {
     let weights = source.bytes("model.safetensors", Some("model.safetensors"))?;
     let model = BertEmbedder::load(
-        weights,
-        source.bytes("config.json", Some("config.json"))?,
-        source.bytes("tokenizer.json", Some("tokenizer.json"))?,
+        &weights,
+        &source.bytes("config.json", Some("config.json"))?,
+        &source.bytes("tokenizer.json", Some("tokenizer.json"))?,
     )?;
-    if matches!(source, Source::Embedded(_)) {
-        embedded::release(weights);
-    }
+    release(weights);
     Ok(model)
 }
 
