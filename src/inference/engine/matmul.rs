@@ -8,6 +8,8 @@ use super::simd::{self, Isa};
 
 /// Weight rows per chunk of work.
 const CHUNK_ROWS: usize = 16;
+/// Vectors one weight row meets at a time when there are many.
+const WIDE_VECS: usize = 8;
 
 /// `out[t·rows + r] = Σ_c x[t][c] · w[r][c]` for every vector t of `x` and row r of `w`.
 pub fn matmul(pool: &Pool, w: &QMatrix, x: &QActs, out: &mut [f32]) {
@@ -53,6 +55,32 @@ fn rows_times_vectors(
                         }
                     }
                 };
+            }
+            // Many vectors (prompts, batches): one row against up to eight vectors at a time
+            // keeps every accumulator in a register.
+            if x.n > TILE_VECS {
+                for r in rows.clone() {
+                    let mut t0 = 0;
+                    while t0 < x.n {
+                        let nt = (x.n - t0).min(WIDE_VECS);
+                        match nt {
+                            8 => tile!(1, 8, r, t0),
+                            4..=7 => {
+                                tile!(1, 4, r, t0);
+                                t0 += 4;
+                                continue;
+                            }
+                            2 | 3 => {
+                                tile!(1, 2, r, t0);
+                                t0 += 2;
+                                continue;
+                            }
+                            _ => tile!(1, 1, r, t0),
+                        }
+                        t0 += nt;
+                    }
+                }
+                return;
             }
             let mut t0 = 0;
             while t0 < x.n {
@@ -135,7 +163,14 @@ mod tests {
         let pool = Pool::new(2);
         // Sizes that leave remainders for every tile shape, and a row with no blocks left over
         // for the minimum lanes (cols/32 = 8) as well as with some (cols/32 = 11).
-        for (rows, cols, n) in [(37, 352, 5), (16, 256, 1), (5, 32, 3), (70, 576, 7)] {
+        for (rows, cols, n) in [
+            (37, 352, 5),
+            (16, 256, 1),
+            (5, 32, 3),
+            (70, 576, 7),
+            (9, 64, 19),
+            (3, 96, 2),
+        ] {
             let data = noise(rows * cols, rows as u64);
             let mut acts = QActs::default();
             acts.quantize(&noise(n * cols, 7), cols);
