@@ -201,7 +201,6 @@ impl ChatEngine {
         let pending = prompt_tokens[cached.tokens.len()..].to_vec();
         Ok(Sequence {
             prompt_len: prompt_tokens.len(),
-            prompt_tokens,
             cached,
             pending,
             call: forced.is_some(),
@@ -292,7 +291,6 @@ impl ChatEngine {
 
 /// One generation in progress.
 pub struct Sequence {
-    prompt_tokens: Vec<u32>,
     prompt_len: usize,
     cached: Cached,
     /// Tokens to run before the next logits.
@@ -314,11 +312,6 @@ impl Sequence {
     /// The cache this sequence leaves (its prompt and what it generated).
     pub fn into_cache(self) -> Cached {
         self.cached
-    }
-
-    /// The prompt's tokens.
-    pub fn prompt(&self) -> &[u32] {
-        &self.prompt_tokens
     }
 
     /// Takes the logits of the last pass: picks the next tokens (queued for the next pass) or

@@ -47,6 +47,11 @@ fn both(bytes: &'static [u8], steps: &[&[u32]]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>
     (ours, theirs)
 }
 
+/// The exact bits of logits, for comparisons that allow no difference at all.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
 fn argmax(v: &[f32]) -> usize {
     (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()
 }
@@ -109,7 +114,6 @@ fn results_do_not_depend_on_batching_or_kernels() {
             last
         };
         let whole = run(&[11]);
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&run(&[4, 5, 11])), bits(&whole), "{arch}: split");
         assert_eq!(
             bits(&run(&(1..=11).collect::<Vec<_>>())),
@@ -254,10 +258,7 @@ fn a_batch_of_sequences_computes_what_each_computes_alone() {
         let out = model.forward_batch(&pool, &mut steps, &mut s).unwrap();
         if round == 1 {
             for (o, a) in out.iter().zip(&alone) {
-                assert_eq!(
-                    o.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-                );
+                assert_eq!(bits(o), bits(a));
             }
         }
     }
