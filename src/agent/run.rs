@@ -195,6 +195,14 @@ fn schema_hint(schema: &Value) -> String {
 /// The tool through which an agent updates its working memory.
 pub const WORKING_MEMORY_TOOL: &str = "updateWorkingMemory";
 /// Its description; worded like what users say about themselves, which is when it is due.
+/// What users say when it is due.
+pub const WORKING_MEMORY_EXAMPLES: &[&str] = &[
+    "My name is Sam.",
+    "I live in Lisbon with my family.",
+    "I work as a teacher.",
+    "I like hiking and my hobby is jazz.",
+    "My goal is to run a marathon.",
+];
 pub const WORKING_MEMORY_DESCRIPTION: &str = "Remember what the user tells about themselves: my name is, I live in, I work as, I like, my goal is.";
 
 /// The memory a run belongs to.
@@ -225,6 +233,7 @@ impl MemoryContext {
                 "properties": {"memory": wm.schema.clone().unwrap_or_else(|| json!({"type": "string", "description": "The whole updated working memory"}))},
                 "required": ["memory"]
             }),
+            examples: WORKING_MEMORY_EXAMPLES.iter().map(|e| e.to_string()).collect(),
         })
     }
 
@@ -265,27 +274,44 @@ impl Runner<'_> {
         }
     }
 
-    /// The tool choice for the next step (see [`super::router`] for models that do not decide).
-    async fn choice(&self, conversation: &[CoreMessage]) -> Result<ToolChoice, AgentError> {
+    /// The tool choice for the next step and the tools presented with it (see
+    /// [`super::router`] for models that do not decide).
+    async fn choice(
+        &self,
+        conversation: &[CoreMessage],
+    ) -> Result<(ToolChoice, Vec<ToolSpec>), AgentError> {
         if self.specs.is_empty() {
-            return Ok(ToolChoice::None);
+            return Ok((ToolChoice::None, Vec::new()));
         }
-        Ok(match &self.opts.tool_choice {
+        let choice = match &self.opts.tool_choice {
             ToolChoice::Auto if self.agent.model.decides_tool_use() => ToolChoice::Auto,
             ToolChoice::Auto if turn_has_results(conversation) => ToolChoice::None,
             ToolChoice::Auto => {
-                match self
+                let decision = self
                     .agent
                     .router
-                    .pick(&last_user_text(conversation), &self.specs)
-                    .await?
-                {
-                    Some(name) => ToolChoice::Tool(name),
-                    None => ToolChoice::None,
-                }
+                    .decide(
+                        &*self.agent.model,
+                        &to_chat(conversation),
+                        &last_user_text(conversation),
+                        &self.specs,
+                    )
+                    .await?;
+                // The call presents the tools the model was asked about, so the prompt it
+                // scored is the start of the prompt it calls with (its cache is reused).
+                return Ok(match decision.tool {
+                    Some(name) => (ToolChoice::Tool(name), decision.candidates),
+                    None => (ToolChoice::None, Vec::new()),
+                });
             }
             other => other.clone(),
-        })
+        };
+        let tools = if choice == ToolChoice::None {
+            Vec::new()
+        } else {
+            self.specs.clone()
+        };
+        Ok((choice, tools))
     }
 
     /// Asks the model for one step, forwarding text deltas as events.
@@ -382,8 +408,8 @@ impl Runner<'_> {
             opts.max_steps
         };
         for step_index in 0..max_steps {
-            let choice = if opts.output.is_some() {
-                ToolChoice::None
+            let (choice, tools) = if opts.output.is_some() {
+                (ToolChoice::None, Vec::new())
             } else {
                 self.choice(&conversation).await?
             };
@@ -403,11 +429,7 @@ impl Runner<'_> {
                 max_tokens: opts.max_tokens,
                 stop: opts.stop.clone(),
                 json_schema: answer_schema.cloned(),
-                tools: if choice == ToolChoice::None {
-                    Vec::new()
-                } else {
-                    self.specs.clone()
-                },
+                tools,
                 tool_choice: choice,
             };
             let message_id = new_message_id();
@@ -535,6 +557,7 @@ fn tool_specs(agent: &Agent, opts: &CallOptions) -> Vec<ToolSpec> {
             name: key.clone(),
             description: t.description.clone(),
             parameters: t.input_schema.raw().clone(),
+            examples: t.examples.clone(),
         })
         .collect();
     for t in &opts.client_tools {
@@ -543,6 +566,7 @@ fn tool_specs(agent: &Agent, opts: &CallOptions) -> Vec<ToolSpec> {
                 name: t.name.clone(),
                 description: t.description.clone(),
                 parameters: t.input_schema.clone(),
+                examples: Vec::new(),
             });
         }
     }

@@ -161,6 +161,10 @@ pub struct ToolConfig {
     pub description: Option<String>,
     pub input_schema: Option<Value>,
     pub output_schema: Option<Value>,
+    /// Requests the tool is for, in users' words: local agents recognise it by them as well as
+    /// by its description.
+    #[serde(default)]
+    pub examples: Vec<String>,
     /// A tool built into edgestra: `calculator`, `datetime`.
     pub builtin: Option<String>,
     /// A jq expression over the input whose (first) output is the result.

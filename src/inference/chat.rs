@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use super::constrained::{self, Constraint, Grammar};
+use super::grounding::{self, AnswerFacts, Grounding};
 use super::engine::{KvCache, Model, Pool, Scratch, Step};
 use super::local::Source;
-use super::sampling::Sampler;
+use super::sampling::{Sampler, SamplingParams};
 use super::template::{CHATML, ChatTemplate};
 use super::{FinishReason, GenerateRequest, Generation, InferenceError, Usage, tool_protocol};
 
@@ -102,20 +103,57 @@ impl ChatEngine {
     /// The prompt text for a request; when the request forces a tool call it presents the
     /// tools and ends inside the call (see [`tool_protocol`]).
     pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
+        // A call presents every tool of the request (the grammar admits only the forced ones),
+        // so the prompt is the one the call was decided on.
         let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
-        let mut messages = tool_protocol::template_messages(&req.messages, forced.is_some());
-        if let Some(tools) = &forced {
-            messages =
-                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
-        }
-        let mut prompt = self
-            .template
-            .render(&messages, true)
-            .map_err(InferenceError::InvalidRequest)?;
+        let all: Vec<&super::ToolSpec> = req.tools.iter().collect();
+        let mut prompt = self.render(req, forced.is_some().then_some(&all[..]))?;
         if forced.is_some() {
             prompt.push_str(tool_protocol::OPEN);
         }
         Ok(prompt)
+    }
+
+    /// `req`'s conversation up to where the answer begins, presenting `tools` when given.
+    fn render(
+        &self,
+        req: &GenerateRequest,
+        tools: Option<&[&super::ToolSpec]>,
+    ) -> Result<String, InferenceError> {
+        let mut messages = tool_protocol::template_messages(&req.messages, tools.is_some());
+        if let Some(tools) = tools {
+            messages =
+                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
+        }
+        self.template
+            .render(&messages, true)
+            .map_err(InferenceError::InvalidRequest)
+    }
+
+    /// How likely the model finds each of `continuations` as the start of its answer to
+    /// `req`, with all of `req.tools` presented (log-probabilities, see
+    /// [`ChatEngine::continuation_logprobs`]).
+    pub fn score(
+        &mut self,
+        req: &GenerateRequest,
+        continuations: &[String],
+    ) -> Result<Vec<f32>, InferenceError> {
+        let tools: Vec<&super::ToolSpec> = req.tools.iter().collect();
+        let prompt = self.render(req, (!tools.is_empty()).then_some(&tools[..]))?;
+        let prompt = self.encode(&prompt)?;
+        let continuations = continuations
+            .iter()
+            .map(|c| self.encode(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        if prompt.len() + longest >= self.context() {
+            return Err(InferenceError::InvalidRequest(format!(
+                "the prompt has {} tokens; the model's context holds {}",
+                prompt.len(),
+                self.context()
+            )));
+        }
+        self.continuation_logprobs(&prompt, &continuations)
     }
 
     /// The idle cache sharing the longest prefix with `tokens` (a fresh one if none does),
@@ -197,17 +235,36 @@ impl ChatEngine {
             ),
             None => None,
         };
+        // A call's arguments are taken from the request, not invented: the most likely tokens,
+        // with no penalty on repeating one (JSON repeats its punctuation, and a request may
+        // repeat a number). Structured answers keep the request's temperature, penalty-free.
+        let sampling = match (&forced, &constraint) {
+            (Some(_), _) => SamplingParams::greedy(),
+            (None, Some(_)) => SamplingParams {
+                repetition_penalty: 1.0,
+                presence_penalty: 0.0,
+                frequency_penalty: 0.0,
+                ..req.sampling.clone()
+            },
+            (None, None) => req.sampling.clone(),
+        };
         let cached = self.cache_for(&prompt_tokens);
         let pending = prompt_tokens[cached.tokens.len()..].to_vec();
         Ok(Sequence {
             prompt_len: prompt_tokens.len(),
             cached,
             pending,
-            call: forced.is_some(),
+            facts: (forced.is_none() && constraint.is_none())
+                .then(|| AnswerFacts::from_turn(&req.messages))
+                .flatten(),
+            call: forced.as_ref().map(|tools| Call {
+                tools: tools.iter().map(|t| (*t).clone()).collect(),
+                grounding: Grounding::new(&req.messages),
+            }),
             max_tokens: budget.min(room - 1),
             stops,
             constraint,
-            sampler: Sampler::new(req.sampling.clone()),
+            sampler: Sampler::new(sampling),
             out: Vec::new(),
             emitted: 0,
             text: String::new(),
@@ -273,6 +330,53 @@ impl ChatEngine {
         result
     }
 
+    /// The log-probability of each of `continuations` after `prompt`: the sum over its tokens
+    /// of what the model gave each one. The prompt runs once (from the best idle cache); each
+    /// continuation is one pass over its tokens from there.
+    pub fn continuation_logprobs(
+        &mut self,
+        prompt: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> Result<Vec<f32>, InferenceError> {
+        let failed = |e: candle_core::Error| InferenceError::Failed(e.to_string());
+        let mut cached = self.cache_for(prompt);
+        let run = &prompt[cached.tokens.len()..];
+        let result = (|| {
+            let after_prompt = self
+                .model
+                .forward(self.pool, &mut cached.cache, run, &mut self.scratch)
+                .map_err(failed)?;
+            cached.tokens.extend_from_slice(run);
+            let mut scores = Vec::with_capacity(continuations.len());
+            for tokens in continuations {
+                let Some((&first, _)) = tokens.split_first() else {
+                    scores.push(0.0);
+                    continue;
+                };
+                let mut total = log_softmax_at(&after_prompt, first);
+                if tokens.len() > 1 {
+                    let all = self
+                        .model
+                        .forward_all(
+                            self.pool,
+                            &mut cached.cache,
+                            &tokens[..tokens.len() - 1],
+                            &mut self.scratch,
+                        )
+                        .map_err(failed);
+                    cached.cache.truncate(prompt.len());
+                    for (logits, &next) in all?.iter().zip(&tokens[1..]) {
+                        total += log_softmax_at(logits, next);
+                    }
+                }
+                scores.push(total);
+            }
+            Ok(scores)
+        })();
+        self.recycle(cached);
+        result
+    }
+
     /// The next-token logits after `tokens` (run from the best idle cache).
     pub fn logits_after(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
         let mut cached = self.cache_for(tokens);
@@ -289,6 +393,39 @@ impl ChatEngine {
     }
 }
 
+/// Adds `bonus(token text)` ([`grounding`]) to the logits of the most likely allowed tokens.
+fn favour(
+    engine: &ChatEngine,
+    logits: &mut [f32],
+    allowed: &dyn Fn(u32) -> bool,
+    bonus: &dyn Fn(&str) -> f32,
+) {
+    let mut top: Vec<u32> = (0..logits.len() as u32)
+        .filter(|&t| allowed(t) && logits[t as usize].is_finite())
+        .collect();
+    let k = grounding::COPY_CANDIDATES.min(top.len());
+    if k == 0 {
+        return;
+    }
+    top.select_nth_unstable_by(k - 1, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+    for &t in &top[..k] {
+        logits[t as usize] += bonus(&engine.decode(&[t]));
+    }
+}
+
+/// `ln softmax(logits)[token]`.
+pub fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+}
+
+/// What a sequence writing a tool call knows: the tools it may call and the user's words.
+struct Call {
+    tools: Vec<super::ToolSpec>,
+    grounding: Grounding,
+}
+
 /// One generation in progress.
 pub struct Sequence {
     prompt_len: usize,
@@ -296,7 +433,9 @@ pub struct Sequence {
     /// Tokens to run before the next logits.
     pending: Vec<u32>,
     /// A forced tool call (not streamed as text).
-    call: bool,
+    call: Option<Call>,
+    /// The tool results a text answer reports.
+    facts: Option<AnswerFacts>,
     max_tokens: usize,
     stops: Vec<String>,
     constraint: Option<Constraint>,
@@ -352,9 +491,23 @@ impl Sequence {
             let token = match self.constraint.as_mut() {
                 Some(c) => {
                     let mask = c.mask().map_err(InferenceError::Failed)?;
+                    if let Some(call) = &self.call {
+                        let written = &self.text;
+                        favour(engine, logits, &|t| mask.is_allowed(t), &|token| {
+                            call.grounding.bonus(written, token)
+                        });
+                    }
                     self.sampler.sample(logits, Some(&|t| mask.is_allowed(t)))
                 }
-                None => self.sampler.sample(logits, None),
+                None => {
+                    if let Some(facts) = &self.facts {
+                        let written = &self.text;
+                        favour(engine, logits, &|_| true, &|token| {
+                            facts.bonus(written, token)
+                        });
+                    }
+                    self.sampler.sample(logits, None)
+                }
             };
             let Some(token) = token else {
                 return Err(InferenceError::Failed(
@@ -402,7 +555,7 @@ impl Sequence {
                 }
             }
         }
-        if !self.call
+        if self.call.is_none()
             && ready > self.emitted
             && text.is_char_boundary(ready)
             && text.is_char_boundary(self.emitted)
@@ -427,8 +580,11 @@ impl Sequence {
         &mut self,
         on_delta: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation, InferenceError> {
-        let text = std::mem::take(&mut self.text);
-        if !self.call
+        let mut text = std::mem::take(&mut self.text);
+        if let Some(missing) = self.facts.as_ref().and_then(|f| f.missing_from(&text)) {
+            text.push_str(&missing);
+        }
+        if self.call.is_none()
             && self.emitted < text.len()
             && text.is_char_boundary(self.emitted)
             && !on_delta(&text[self.emitted..])
@@ -447,12 +603,18 @@ impl Sequence {
             prompt_tokens: self.prompt_len as u32,
             completion_tokens: self.out.len() as u32,
         };
-        if self.call {
+        if let Some(call) = &self.call {
+            let mut calls = tool_protocol::parse_calls(&text)?;
+            for c in &mut calls {
+                if let Some(tool) = call.tools.iter().find(|t| t.name == c.name) {
+                    call.grounding.prune(c, tool);
+                }
+            }
             return Ok(Generation {
                 text: String::new(),
                 finish_reason: FinishReason::ToolCalls,
                 usage,
-                tool_calls: tool_protocol::parse_calls(&text)?,
+                tool_calls: calls,
             });
         }
         Ok(Generation {

@@ -87,16 +87,45 @@ fn shared_worker<T>(
         .clone()
 }
 
+/// What the worker is asked: a generation (batched with others), or the likelihood of some
+/// continuations of a prompt (run between passes; it is a few short passes).
+enum Job {
+    Generate(ChatJob),
+    Score(ScoreJob),
+}
+
 struct ChatJob {
     req: GenerateRequest,
     stream: Option<UnboundedSender<String>>,
     reply: oneshot::Sender<Result<Generation, InferenceError>>,
 }
 
+struct ScoreJob {
+    req: GenerateRequest,
+    continuations: Vec<String>,
+    reply: oneshot::Sender<Result<Vec<f32>, InferenceError>>,
+}
+
+impl Job {
+    fn is_abandoned(&self) -> bool {
+        match self {
+            Job::Generate(j) => j.reply.is_closed(),
+            Job::Score(j) => j.reply.is_closed(),
+        }
+    }
+
+    fn fail(self, e: InferenceError) {
+        let _ = match self {
+            Job::Generate(j) => j.reply.send(Err(e)).is_ok(),
+            Job::Score(j) => j.reply.send(Err(e)).is_ok(),
+        };
+    }
+}
+
 /// A local chat model behind its worker thread.
 pub struct LocalChat {
     name: String,
-    queue: SyncSender<ChatJob>,
+    queue: SyncSender<Job>,
     capacity: usize,
 }
 
@@ -135,7 +164,7 @@ struct Running {
 
 /// The batching loop: admit queued requests up to `batch`, run one pass for all of them, let
 /// each take its logits; a request that finishes or whose caller went away leaves at once.
-fn chat_worker(source: Source, rx: Receiver<ChatJob>, batch: usize) {
+fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
     let mut engine: Option<Result<ChatEngine, InferenceError>> = None;
     let mut active: Vec<Running> = Vec::new();
     loop {
@@ -153,7 +182,7 @@ fn chat_worker(source: Source, rx: Receiver<ChatJob>, batch: usize) {
             }
         }
         for job in incoming {
-            if job.reply.is_closed() {
+            if job.is_abandoned() {
                 continue; // the caller went away while it waited
             }
             let started = Instant::now();
@@ -162,11 +191,24 @@ fn chat_worker(source: Source, rx: Receiver<ChatJob>, batch: usize) {
                 tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
                 e
             });
-            match loaded {
+            let engine = match loaded {
                 Err(e) => {
-                    let _ = job.reply.send(Err(e.clone()));
+                    job.fail(e.clone());
+                    continue;
                 }
-                Ok(engine) => match engine.begin(&job.req) {
+                Ok(engine) => engine,
+            };
+            match job {
+                Job::Score(job) => {
+                    let scored = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        engine.score(&job.req, &job.continuations)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(InferenceError::Failed("the model failed while scoring".into()))
+                    });
+                    let _ = job.reply.send(scored);
+                }
+                Job::Generate(job) => match engine.begin(&job.req) {
                     Ok(seq) => active.push(Running {
                         seq,
                         job,
@@ -252,7 +294,33 @@ impl Generator for LocalChat {
         stream: Option<UnboundedSender<String>>,
     ) -> Result<Generation, InferenceError> {
         let (reply, rx) = oneshot::channel();
-        match self.queue.try_send(ChatJob { req, stream, reply }) {
+        self.submit(Job::Generate(ChatJob { req, stream, reply }), rx)
+            .await
+    }
+
+    async fn score(
+        &self,
+        req: GenerateRequest,
+        continuations: Vec<String>,
+    ) -> Result<Option<Vec<f32>>, InferenceError> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job::Score(ScoreJob {
+            req,
+            continuations,
+            reply,
+        });
+        self.submit(job, rx).await.map(Some)
+    }
+}
+
+impl LocalChat {
+    /// Queues `job` (a full queue is [`InferenceError::Busy`]) and waits for its answer.
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, InferenceError>>,
+    ) -> Result<T, InferenceError> {
+        match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(InferenceError::Busy(format!(
@@ -264,7 +332,8 @@ impl Generator for LocalChat {
                 return Err(InferenceError::Failed("the model worker stopped".into()));
             }
         }
-        rx.await
+        answer
+            .await
             .map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
     }
 }
@@ -360,7 +429,7 @@ impl Embedder for LocalEmbedder {
 }
 
 #[cfg(test)]
-mod tests_support {
+pub(crate) mod tests_support {
     use super::*;
     use crate::inference::chat::ChatEngine;
     use crate::inference::{ChatMessage, SamplingParams};
@@ -520,11 +589,13 @@ mod tool_tests {
                 name: "weatherTool".into(),
                 description: "Current weather for a city".into(),
                 parameters: json!({"type": "object", "properties": {"city": {"type": "string", "minLength": 1}}, "required": ["city"], "additionalProperties": false}),
+                ..Default::default()
             },
             ToolSpec {
                 name: "calculator".into(),
                 description: "Evaluates an arithmetic expression".into(),
                 parameters: json!({"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]}),
+                ..Default::default()
             },
         ]
     }

@@ -10,6 +10,7 @@ pub mod decoder;
 pub mod embedded;
 pub mod embedder;
 pub mod engine;
+pub mod grounding;
 pub mod local;
 pub mod remote;
 pub mod sampling;
@@ -82,12 +83,15 @@ impl ChatMessage {
 }
 
 /// A tool the model may call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
     pub name: String,
     pub description: String,
     /// JSON Schema of the arguments.
     pub parameters: Value,
+    /// Requests the tool is for, in users' words (they help a router recognise it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
 }
 
 /// A call the model made.
@@ -161,6 +165,17 @@ pub trait Generator: Send + Sync {
         req: GenerateRequest,
         stream: Option<UnboundedSender<String>>,
     ) -> Result<Generation, InferenceError>;
+    /// The log-probability the model gives each of `continuations` as the start of its answer
+    /// to `req` (with `req.tools` presented as for a call), or `None` when it cannot say
+    /// (remote providers do not expose prompt likelihoods).
+    async fn score(
+        &self,
+        req: GenerateRequest,
+        continuations: Vec<String>,
+    ) -> Result<Option<Vec<f32>>, InferenceError> {
+        let _ = (req, continuations);
+        Ok(None)
+    }
 }
 
 /// Something that turns texts into vectors.

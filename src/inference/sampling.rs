@@ -35,6 +35,19 @@ impl Default for SamplingParams {
     }
 }
 
+impl SamplingParams {
+    /// Always the most likely token, nothing penalised.
+    pub fn greedy() -> SamplingParams {
+        SamplingParams {
+            temperature: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            ..SamplingParams::default()
+        }
+    }
+}
+
 pub struct Sampler {
     params: SamplingParams,
     rng: StdRng,

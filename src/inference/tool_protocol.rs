@@ -11,6 +11,7 @@
 
 use serde_json::{Value, json};
 
+use super::constrained::to_layout;
 use super::{ChatMessage, InferenceError, ToolCall, ToolChoice, ToolSpec};
 
 pub const OPEN: &str = "<tool_call>";
@@ -43,8 +44,8 @@ pub fn system_text(tools: &[&ToolSpec]) -> String {
         .map(|t| json!({"name": t.name, "description": t.description, "parameters": t.parameters}))
         .collect();
     format!(
-        "You can call these tools:\n<tools>{}</tools>\n\nTo call a tool, answer with {OPEN}[{{\"name\": \"tool name\", \"arguments\": {{...}}}}]{CLOSE} and nothing else. Take the argument values from the question.",
-        Value::Array(listed)
+        "You have access to the following tools:\n<tools>{}</tools>\n\nWhen one of these tools does what the user asks, call it: answer with {OPEN}[{{\"name\": \"tool_name\", \"arguments\": {{\"argument\": \"value\"}}}}]{CLOSE} and nothing else, taking each argument's value from the user's words. When no tool fits the request, answer {OPEN}[]{CLOSE}.",
+        to_layout(&Value::Array(listed))
     )
 }
 
@@ -129,9 +130,9 @@ pub fn template_messages(messages: &[ChatMessage], calling: bool) -> Vec<Value> 
                     .iter()
                     .map(|c| json!({"name": c.name, "arguments": c.arguments}))
                     .collect();
-                format!("{}{OPEN}{}{CLOSE}", m.content, Value::Array(calls))
+                format!("{}{OPEN}{}{CLOSE}", m.content, to_layout(&Value::Array(calls)))
             } else if m.role == "tool" {
-                json!({"name": name_of(m), "result": result_of(m)}).to_string()
+                to_layout(&json!({"name": name_of(m), "result": result_of(m)}))
             } else {
                 m.content.clone()
             };
@@ -197,6 +198,7 @@ mod tests {
             name: name.into(),
             description: format!("{name} things"),
             parameters: json!({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]}),
+            ..Default::default()
         }
     }
 
@@ -261,9 +263,9 @@ mod tests {
         let out = template_messages(&history, true);
         assert_eq!(
             out[1]["content"],
-            r#"<tool_call>[{"name":"weather","arguments":{"city":"Oslo"}}]</tool_call>"#
+            r#"<tool_call>[{"name": "weather", "arguments": {"city": "Oslo"}}]</tool_call>"#
         );
-        assert_eq!(out[2]["content"], r#"{"name":"weather","result":{"t":3}}"#);
+        assert_eq!(out[2]["content"], r#"{"name": "weather", "result": {"t": 3}}"#);
         // Answering: the result is folded into the question, the call turn left out.
         let answering = template_messages(&history, false);
         assert_eq!(answering.len(), 1);

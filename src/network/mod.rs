@@ -383,6 +383,7 @@ impl Networks {
                 name: id.clone(),
                 description: about.clone(),
                 parameters: schema.clone(),
+                examples: Vec::new(),
             })
             .collect();
         let scores = self

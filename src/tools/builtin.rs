@@ -8,6 +8,8 @@ use super::ToolError;
 /// What a built-in tool declares about itself when the project file does not say.
 pub struct BuiltinSpec {
     pub description: &'static str,
+    /// Requests the tool is for, in users' words.
+    pub examples: &'static [&'static str],
     pub input_schema: fn() -> Value,
     pub output_schema: fn() -> Value,
 }
@@ -18,6 +20,13 @@ pub fn spec(name: &str) -> Option<BuiltinSpec> {
             description: "Evaluates an arithmetic expression: + - * / % ^, parentheses, and the functions \
                 sqrt, cbrt, abs, floor, ceil, round, exp, ln, log10, log2, sin, cos, tan, asin, acos, atan, \
                 min, max and the constants pi and e.",
+            examples: &[
+                "What is 12 * 7?",
+                "Calculate 15 * 4",
+                "How much is 250 / 5 + 3?",
+                "What is 15% of 80?",
+                "What is the square root of 144?",
+            ],
             input_schema: || {
                 json!({
                     "type": "object",
@@ -36,10 +45,16 @@ pub fn spec(name: &str) -> Option<BuiltinSpec> {
         }),
         "datetime" => Some(BuiltinSpec {
             description: "Tells the current date and time, in UTC or in the given IANA time zone (e.g. Europe/Berlin).",
+            examples: &[
+                "What time is it?",
+                "What is the date today?",
+                "What time is it in Tokyo?",
+                "Which day of the week is it?",
+            ],
             input_schema: || {
                 json!({
                     "type": "object",
-                    "properties": {"timezone": {"type": "string", "description": "IANA time zone name; UTC when absent"}},
+                    "properties": {"timezone": {"type": "string", "description": "IANA time zone name (Europe/Berlin) or a city (Tokyo); UTC when absent"}},
                     "additionalProperties": false
                 })
             },
@@ -177,11 +192,29 @@ fn floats(expression: &str) -> String {
     out
 }
 
+/// The IANA zone a caller means: the name itself, or the zone named after a city
+/// (`Tokyo`, `new york`, `Sao_Paulo` → `Asia/Tokyo`, `America/New_York`, `America/Sao_Paulo`).
+fn zone_named(name: &str) -> Option<(String, jiff::tz::TimeZone)> {
+    if let Ok(tz) = jiff::tz::TimeZone::get(name) {
+        return Some((name.to_string(), tz));
+    }
+    let wanted = name.trim().replace(' ', "_").to_lowercase();
+    let zone = jiff::tz::db().available().find(|z| {
+        z.as_str()
+            .rsplit('/')
+            .next()
+            .is_some_and(|city| city.to_lowercase() == wanted)
+    })?;
+    let zone = zone.as_str().to_string();
+    let tz = jiff::tz::TimeZone::get(&zone).ok()?;
+    Some((zone, tz))
+}
+
 fn now(timezone: Option<&str>) -> Result<Value, ToolError> {
-    let tz_name = timezone.filter(|t| !t.trim().is_empty()).unwrap_or("UTC");
-    let tz = jiff::tz::TimeZone::get(tz_name).map_err(|_| {
+    let asked = timezone.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("UTC");
+    let (tz_name, tz) = zone_named(asked).ok_or_else(|| {
         ToolError::Failed(format!(
-            "unknown time zone `{tz_name}` (use an IANA name such as Europe/Berlin)"
+            "unknown time zone `{asked}` (use an IANA name such as Europe/Berlin, or a city)"
         ))
     })?;
     let ts = jiff::Timestamp::now();
@@ -243,6 +276,8 @@ mod tests {
         assert_eq!(v["timezone"], "Asia/Kolkata");
         assert!(v["unix"].as_i64().unwrap() > 1_700_000_000);
         assert_eq!(now(None).unwrap()["utcOffset"], "+00:00");
+        assert_eq!(now(Some("Tokyo")).unwrap()["timezone"], "Asia/Tokyo");
+        assert_eq!(now(Some(" new york ")).unwrap()["timezone"], "America/New_York");
         let err = now(Some("Mars/Olympus")).unwrap_err().to_string();
         assert!(err.contains("unknown time zone"), "{err}");
     }

@@ -72,6 +72,8 @@ pub struct Tool {
     pub description: String,
     pub input_schema: Schema,
     pub output_schema: Option<Schema>,
+    /// Requests the tool is for (`examples:` in the project file, or the built-in's own).
+    pub examples: Vec<String>,
     kind: Kind,
 }
 
@@ -143,6 +145,14 @@ impl Tool {
                 .map(Schema::compile)
                 .transpose()
                 .map_err(|e| bad("output_schema", e))?,
+            examples: if cfg.examples.is_empty() {
+                builtin
+                    .as_ref()
+                    .map(|b| b.examples.iter().map(|e| e.to_string()).collect())
+                    .unwrap_or_default()
+            } else {
+                cfg.examples.clone()
+            },
             kind,
         })
     }
@@ -192,6 +202,7 @@ impl Tool {
                 .to_string(),
             input_schema,
             output_schema: None,
+            examples: Vec::new(),
             kind: Kind::Mcp {
                 client: client.clone(),
                 name: remote.name.to_string(),

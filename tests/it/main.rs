@@ -9,6 +9,7 @@ mod cli;
 mod conventions;
 mod durability;
 mod inference;
+mod local_agents;
 mod logs;
 mod mcp;
 mod memory;

@@ -131,6 +131,16 @@ fn results_do_not_depend_on_batching_or_kernels() {
             .forward(&pool, &mut cache, &tokens[6..], &mut scratch)
             .unwrap();
         assert_eq!(bits(&again), bits(&whole), "{arch}: truncated cache");
+        // The logits after every token are those of the prompt cut after that token.
+        let mut cache = KvCache::default();
+        let mut scratch = Scratch::default();
+        let all = model
+            .forward_all(&pool, &mut cache, &tokens, &mut scratch)
+            .unwrap();
+        assert_eq!(all.len(), tokens.len());
+        assert_eq!(cache.len, tokens.len());
+        assert_eq!(bits(&all[10]), bits(&whole), "{arch}: every token, last");
+        assert_eq!(bits(&all[3]), bits(&run(&[4])), "{arch}: every token, 4th");
     }
 }
 

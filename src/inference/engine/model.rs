@@ -427,6 +427,29 @@ impl Model {
         steps: &mut [Step<'_>],
         s: &mut Scratch,
     ) -> Result<Vec<Vec<f32>>> {
+        self.run(pool, steps, s, false)
+    }
+
+    /// Like [`Model::forward`], but returns the logits after every one of `tokens` (what the
+    /// model expected at each position: the likelihood of a given continuation).
+    pub fn forward_all(
+        &self,
+        pool: &Pool,
+        cache: &mut KvCache,
+        tokens: &[u32],
+        s: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.run(pool, &mut [Step { cache, tokens }], s, true)
+    }
+
+    /// The pass behind both: logits of each step's last token, or of every token.
+    fn run(
+        &self,
+        pool: &Pool,
+        steps: &mut [Step<'_>],
+        s: &mut Scratch,
+        every_token: bool,
+    ) -> Result<Vec<Vec<f32>>> {
         let c = &self.config;
         for step in steps.iter() {
             if step.tokens.is_empty() {
@@ -536,19 +559,24 @@ impl Model {
             }
             s.x.iter_mut().zip(&s.o).for_each(|(x, o)| *x += o);
         }
-        // The last token of each step goes through the head, all of them in one matmul.
+        // The last token of each step (or every token) goes through the head, in one matmul.
         let mut last = Vec::with_capacity(steps.len() * hidden);
         let mut end = 0;
         for step in steps.iter_mut() {
             end += step.tokens.len();
             step.cache.len += step.tokens.len();
-            last.extend_from_slice(&s.x[(end - 1) * hidden..end * hidden]);
+            if !every_token {
+                last.extend_from_slice(&s.x[(end - 1) * hidden..end * hidden]);
+            }
+        }
+        if every_token {
+            last.extend_from_slice(&s.x[..n * hidden]);
         }
         let mut normed = vec![0f32; last.len()];
         norm_rows(&last, &self.norm, c, &mut normed);
         s.acts.quantize_on(pool, &normed, hidden);
         let head = self.output.as_ref().unwrap_or(&self.embed);
-        let mut logits = vec![0f32; steps.len() * head.rows];
+        let mut logits = vec![0f32; last.len() / hidden * head.rows];
         matmul(pool, head, &s.acts, &mut logits);
         if let Some(cap) = c.final_softcap {
             logits

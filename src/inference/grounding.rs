@@ -1,0 +1,492 @@
+//! Keeping a small model to what it was told: tool-call arguments to the user's words, and
+//! answers after a tool call to the tool's result.
+//!
+//! A 135M model writing a call under a grammar gets the structure right but often invents
+//! values: another number than the one in the request, a city it has seen more often, a value
+//! for an optional field the request never mentions. Two rules keep it to the user's words
+//! ([`Grounding`]):
+//! - **Copying is preferred**: while a value is written, a token that keeps the value a copy of
+//!   something the user wrote (from the start of a word, case aside) gets [`COPY_BONUS`] added
+//!   to its logit. The model still chooses; it is only nudged towards what it can see.
+//! - **Optional arguments need a source**: after the call is written, an optional argument
+//!   whose value the user did not write (and which is not the field's default) is dropped, so
+//!   the tool's own default applies — defaults only where the request is silent.
+//!
+//! After a call, the same model often answers around the result instead of with it. Its answer
+//! ([`AnswerFacts`]) gets the same bonus for writing one of the result's values from the start
+//! of a word, and an answer that still names none of them gets the result appended as a plain
+//! sentence (a failed tool's error included), so what the tool said is always in the answer.
+
+use serde_json::Value;
+
+use super::{ChatMessage, ToolCall, ToolSpec};
+
+/// Logit bonus of a token that continues a copy of the user's words.
+pub const COPY_BONUS: f32 = 3.0;
+/// How many of the most likely allowed tokens are looked at for the bonus.
+pub const COPY_CANDIDATES: usize = 32;
+
+/// What the user wrote, prepared for matching.
+#[derive(Debug, Clone)]
+pub struct Grounding {
+    /// The user's messages, lowercased, one per line.
+    source: String,
+    /// Byte offsets where a word (or a number, a sign, a quote) begins.
+    starts: Vec<usize>,
+}
+
+/// One scalar value in JSON text: where its content starts and (if it has) ends, in bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct Scalar {
+    start: usize,
+    end: Option<usize>,
+    key: bool,
+}
+
+impl Grounding {
+    /// From the user turns of a conversation.
+    pub fn new(messages: &[ChatMessage]) -> Grounding {
+        let source = messages
+            .iter()
+            .filter(|m| m.role == "user")
+            .map(|m| m.content.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut starts = Vec::new();
+        let mut previous: Option<char> = None;
+        for (i, c) in source.char_indices() {
+            let boundary = previous.is_none_or(|p| !p.is_alphanumeric());
+            if boundary && !c.is_whitespace() {
+                starts.push(i);
+            }
+            previous = Some(c);
+        }
+        Grounding { source, starts }
+    }
+
+    /// Where `text` is, from the start of a word, what the user wrote; `whole` also asks that
+    /// it ends where a word ends.
+    fn copied_from(&self, text: &str, whole: bool) -> impl Iterator<Item = usize> + '_ {
+        let text = text.to_lowercase();
+        self.starts.iter().copied().filter(move |&s| {
+            !text.is_empty()
+                && self.source[s..].starts_with(&text)
+                && (!whole
+                    || self.source[s + text.len()..]
+                        .chars()
+                        .next()
+                        .is_none_or(|c| !c.is_alphanumeric()))
+        })
+    }
+
+    fn copies(&self, text: &str, whole: bool) -> bool {
+        self.copied_from(text, whole).next().is_some()
+    }
+
+    /// The bonus for appending `token` to the call JSON `written` so far: [`COPY_BONUS`] when
+    /// the value it writes stays a copy of the user's words, else 0.
+    pub fn bonus(&self, written: &str, token: &str) -> f32 {
+        let text = format!("{written}{token}");
+        let (touched, before): (Vec<Scalar>, Vec<Scalar>) = scalars(&text)
+            .into_iter()
+            .filter(|v| !v.key)
+            .partition(|v| v.end.is_none_or(|e| e >= written.len()));
+        if touched.is_empty() {
+            return 0.0;
+        }
+        // Each earlier value used up one place it was copied from: a copy is fresh only from a
+        // place not used yet (so that two fields do not get the same words, unless the user
+        // wrote them twice).
+        let mut used: Vec<usize> = Vec::new();
+        for v in &before {
+            let content = &text[v.start..v.end.unwrap_or(text.len())];
+            if let Some(at) = self
+                .copied_from(content, true)
+                .find(|at| !used.contains(at))
+            {
+                used.push(at);
+            }
+        }
+        let all_copies = touched.iter().all(|v| {
+            let content = &text[v.start..v.end.unwrap_or(text.len())];
+            // A value just opened (nothing of it written yet) neither copies nor strays.
+            content.is_empty()
+                || self
+                    .copied_from(content, v.end.is_some())
+                    .any(|at| !used.contains(&at))
+        });
+        let any_content = touched
+            .iter()
+            .any(|v| v.end.unwrap_or(text.len()) > v.start);
+        if all_copies && any_content {
+            COPY_BONUS
+        } else {
+            0.0
+        }
+    }
+
+    /// Drops the optional arguments of `call` that the user did not supply (see the module
+    /// docs); `tool` is the called tool.
+    pub fn prune(&self, call: &mut ToolCall, tool: &ToolSpec) {
+        let required: Vec<&str> = tool
+            .parameters
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let props = tool.parameters.get("properties");
+        let Value::Object(args) = &mut call.arguments else {
+            return;
+        };
+        args.retain(|name, value| {
+            if required.contains(&name.as_str()) {
+                return true;
+            }
+            let default = props.and_then(|p| p.get(name)).and_then(|s| s.get("default"));
+            if default == Some(value) {
+                return false;
+            }
+            self.supplied(value)
+        });
+    }
+
+    /// Whether the user wrote `value` (for a list or object: any of its values).
+    fn supplied(&self, value: &Value) -> bool {
+        match value {
+            // A copy, or a value built on the user's words (`Asia/Tokyo` for "Tokyo").
+            Value::String(s) => {
+                self.copies(s.trim(), true)
+                    || s.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| w.chars().count() >= 3)
+                        .any(|w| self.copies(w, true))
+            }
+            Value::Number(n) => {
+                let text = n.to_string();
+                self.copies(&text, true)
+                    || n.as_f64().is_some_and(|f| {
+                        f.fract() == 0.0 && self.copies(&format!("{}", f as i64), true)
+                    })
+            }
+            // A flag is never written out; one that differs from the default is the model's
+            // reading of the request and is kept.
+            Value::Bool(_) => true,
+            Value::Null => false,
+            Value::Array(items) => items.iter().any(|v| self.supplied(v)),
+            Value::Object(map) => map.values().any(|v| self.supplied(v)),
+        }
+    }
+}
+
+/// The results of the tool calls that answer the last user message, for grounding the answer.
+#[derive(Debug, Clone)]
+pub struct AnswerFacts {
+    /// The results' values (strings and numbers), lowercased.
+    values: Vec<String>,
+    /// The results as one plain sentence.
+    statement: String,
+}
+
+/// How far back in the answer a value being written may have started, in bytes.
+const ANSWER_WINDOW: usize = 48;
+
+impl AnswerFacts {
+    /// The tool results after the last user message of `messages` (`tool` turns whose call
+    /// ids name the tool), or `None` when there are none.
+    pub fn from_turn(messages: &[ChatMessage]) -> Option<AnswerFacts> {
+        let turn = messages
+            .iter()
+            .rposition(|m| m.role == "user")
+            .map_or(messages, |i| &messages[i + 1..]);
+        let mut values = Vec::new();
+        let mut sentences = Vec::new();
+        for m in turn.iter().filter(|m| m.role == "tool") {
+            let name = messages
+                .iter()
+                .flat_map(|a| &a.tool_calls)
+                .find(|c| Some(&c.id) == m.tool_call_id.as_ref())
+                .map_or("the tool", |c| c.name.as_str());
+            let result: Value = serde_json::from_str(&m.content)
+                .unwrap_or_else(|_| Value::String(m.content.clone()));
+            collect_values(&result, &mut values);
+            sentences.push(match &result {
+                Value::Object(map) if map.len() == 1 && map.contains_key("error") => {
+                    format!("{name} failed: {}", plain(&map["error"]))
+                }
+                other => format!("{name} returned {}", plain(other)),
+            });
+        }
+        (!sentences.is_empty()).then(|| AnswerFacts {
+            values,
+            statement: sentences.join("; "),
+        })
+    }
+
+    /// The bonus for appending `token` to the answer `written` so far: [`COPY_BONUS`] when it
+    /// writes (the start of) one of the results' values from the start of a word.
+    pub fn bonus(&self, written: &str, token: &str) -> f32 {
+        let text = format!("{written}{token}").to_lowercase();
+        let written_len = written.to_lowercase().len();
+        let from = written_len.saturating_sub(ANSWER_WINDOW);
+        for (i, c) in text.char_indices().filter(|&(i, _)| i >= from) {
+            let at_word = text[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|p| !p.is_alphanumeric());
+            if c.is_whitespace() || !at_word {
+                continue;
+            }
+            let tail = text[i..].trim_end();
+            // The token must add to the value being written, not only follow it.
+            if i + tail.len() > written_len && self.values.iter().any(|v| v.starts_with(tail)) {
+                return COPY_BONUS;
+            }
+        }
+        0.0
+    }
+
+    /// What to append to `answer` so that it states the results: nothing when it already
+    /// names one of their values.
+    pub fn missing_from(&self, answer: &str) -> Option<String> {
+        let answer = answer.to_lowercase();
+        let named = self
+            .values
+            .iter()
+            .any(|v| !v.is_empty() && answer.contains(v.as_str()));
+        let sep = if answer.trim().is_empty() { "" } else { "\n\n" };
+        (!named).then(|| format!("{sep}({}.)", self.statement))
+    }
+}
+
+/// The strings and numbers in `value`, lowercased (single characters are too common to count).
+fn collect_values(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.trim().chars().count() > 1 => out.push(s.trim().to_lowercase()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|v| collect_values(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_values(v, out)),
+        _ => {}
+    }
+}
+
+/// A result as `key: value` pairs, the way a person would read it.
+fn plain(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", plain(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The scalar values (strings, numbers, literals) of a JSON text, complete or not, in order.
+fn scalars(json: &str) -> Vec<Scalar> {
+    let mut out: Vec<Scalar> = Vec::new();
+    // Containers open at this point: true for an object.
+    let mut stack: Vec<bool> = Vec::new();
+    // In an object, whether the next string is a key.
+    let mut expect_key = false;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut bare: Option<usize> = None;
+    for (i, c) in json.char_indices() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+                if let Some(last) = out.last_mut() {
+                    last.end = Some(i);
+                }
+            }
+            continue;
+        }
+        if let Some(start) = bare {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.') {
+                continue;
+            }
+            bare = None;
+            out.push(Scalar {
+                start,
+                end: Some(i),
+                key: false,
+            });
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(Scalar {
+                    start: i + 1,
+                    end: None,
+                    key: expect_key,
+                });
+            }
+            '{' => {
+                stack.push(true);
+                expect_key = true;
+            }
+            '[' => {
+                stack.push(false);
+                expect_key = false;
+            }
+            '}' | ']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            ':' => expect_key = false,
+            ',' => expect_key = stack.last() == Some(&true),
+            c if c.is_ascii_alphanumeric() || c == '-' => bare = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(start) = bare {
+        out.push(Scalar {
+            start,
+            end: None,
+            key: false,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user(text: &str) -> Grounding {
+        Grounding::new(&[
+            ChatMessage::new("system", "Answer in 5 words"),
+            ChatMessage::new("user", text),
+        ])
+    }
+
+    #[test]
+    fn values_are_found_in_json_text() {
+        let v = scalars(r#"[{"name": "f", "arguments": {"a": 3, "b": "Lo"#);
+        let keys: Vec<bool> = v.iter().map(|s| s.key).collect();
+        assert_eq!(keys, [true, false, true, true, false, true, false]);
+        assert_eq!(v[4].end, Some(v[4].start + 1)); // 3
+        assert_eq!(v[6].end, None); // "Lo… still open
+        let nested = scalars(r#"{"a": [1, "x"], "b": {"c": true}}"#);
+        assert_eq!(nested.iter().filter(|s| !s.key).count(), 3);
+    }
+
+    #[test]
+    fn copies_of_the_users_words_get_the_bonus() {
+        let g = user("Find the GCD of 36 and 48 in Los Angeles");
+        let so_far = r#"[{"name": "gcd", "arguments": {"a": "#;
+        assert_eq!(g.bonus(so_far, "3"), COPY_BONUS);
+        assert_eq!(g.bonus(so_far, "2"), 0.0);
+        assert_eq!(g.bonus(&format!("{so_far}3"), "6"), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{so_far}36"), ","), COPY_BONUS);
+        // 3 alone is not a number the user wrote.
+        assert_eq!(g.bonus(&format!("{so_far}3"), ","), 0.0);
+        let city = r#"[{"name": "gcd", "arguments": {"city": ""#;
+        assert_eq!(g.bonus(city, "Los"), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{city}Los"), " Angeles"), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{city}Los"), " Gatos"), 0.0);
+        // Inside a word is not a copy; keys and punctuation get nothing.
+        assert_eq!(g.bonus(city, "ngeles"), 0.0);
+        assert_eq!(g.bonus(r#"[{"name": "gcd", "arguments": {"#, "\"city"), 0.0);
+        // The system prompt is not the user's words.
+        assert_eq!(g.bonus(so_far, "5"), 0.0);
+        // Words another field already took are not copied again; words written twice are.
+        let taken = r#"[{"name": "gcd", "arguments": {"a": 36, "b": "#;
+        assert_eq!(g.bonus(taken, "3"), 0.0);
+        assert_eq!(g.bonus(taken, "4"), COPY_BONUS);
+        let twice = user("Add 5 and 5");
+        assert_eq!(twice.bonus(r#"{"a": 5, "b": "#, "5"), COPY_BONUS);
+        assert_eq!(twice.bonus(r#"{"a": 5, "b": 5, "c": "#, "5"), 0.0);
+    }
+
+    fn turn_with_result(result: &str) -> Vec<ChatMessage> {
+        let mut call = ChatMessage::new("assistant", "");
+        call.tool_calls = vec![ToolCall {
+            id: "c1".into(),
+            name: "weather".into(),
+            arguments: json!({"city": "Oslo"}),
+        }];
+        let mut tool = ChatMessage::new("tool", result);
+        tool.tool_call_id = Some("c1".into());
+        vec![
+            ChatMessage::new("user", "Weather in Oslo?"),
+            call,
+            tool,
+        ]
+    }
+
+    #[test]
+    fn answers_are_steered_to_the_result_and_completed_with_it() {
+        let facts = AnswerFacts::from_turn(&turn_with_result(
+            r#"{"temperatureC": 17, "conditions": "Light rain"}"#,
+        ))
+        .unwrap();
+        assert_eq!(facts.bonus("It is", " 1"), COPY_BONUS);
+        assert_eq!(facts.bonus("It is 1", "7"), COPY_BONUS);
+        assert_eq!(facts.bonus("It is", " 2"), 0.0);
+        assert_eq!(facts.bonus("It is sunny with", " light"), COPY_BONUS);
+        assert_eq!(facts.bonus("It is sunny with light", " rain"), COPY_BONUS);
+        assert_eq!(facts.bonus("It is sunny with", " heavy"), 0.0);
+        // Inside a word is not the start of a value.
+        assert_eq!(facts.bonus("It is x", "17"), 0.0);
+        assert_eq!(facts.missing_from("It is 17 degrees."), None);
+        assert_eq!(facts.missing_from("It is LIGHT RAIN."), None);
+        assert_eq!(
+            facts.missing_from("It is nice.").unwrap(),
+            "\n\n(weather returned temperatureC: 17, conditions: Light rain.)"
+        );
+        let failed =
+            AnswerFacts::from_turn(&turn_with_result(r#"{"error": "no city Oslo"}"#)).unwrap();
+        assert_eq!(
+            failed.missing_from("").unwrap(),
+            "(weather failed: no city Oslo.)"
+        );
+        // A new question starts a new turn: earlier results do not count.
+        let mut later = turn_with_result(r#"{"t": 1}"#);
+        later.push(ChatMessage::new("user", "Thanks!"));
+        assert!(AnswerFacts::from_turn(&later).is_none());
+    }
+
+    #[test]
+    fn optional_arguments_the_user_did_not_give_are_dropped() {
+        let g = user("Area of a circle with radius 4 inches, in metric");
+        let tool = ToolSpec {
+            name: "area".into(),
+            description: String::new(),
+            parameters: json!({"type": "object", "required": ["radius"], "properties": {
+                "radius": {"type": "number"}, "unit": {"type": "string"},
+                "precision": {"type": "integer", "default": 2}, "system": {"type": "string"},
+                "verbose": {"type": "boolean"}, "round": {"type": "boolean", "default": false}}}),
+            ..Default::default()
+        };
+        let mut call = ToolCall {
+            id: "c".into(),
+            name: "area".into(),
+            arguments: json!({"radius": 9, "unit": "cm", "precision": 2, "system": "Metric",
+                              "verbose": true, "round": false}),
+        };
+        g.prune(&mut call, &tool);
+        assert_eq!(
+            call.arguments,
+            json!({"radius": 9, "system": "Metric", "verbose": true})
+        );
+        let mut zone = ToolCall {
+            arguments: json!({"radius": 1, "unit": "America/Inches"}),
+            ..call.clone()
+        };
+        g.prune(&mut zone, &tool);
+        assert_eq!(zone.arguments["unit"], "America/Inches");
+        let mut inches = ToolCall {
+            arguments: json!({"radius": 4.0, "unit": "inches"}),
+            ..call
+        };
+        g.prune(&mut inches, &tool);
+        assert_eq!(inches.arguments, json!({"radius": 4.0, "unit": "inches"}));
+    }
+}

@@ -1,0 +1,112 @@
+//! Local agents with the embedded model, on requests written for these tests: the right tool
+//! (or none) is chosen, its arguments come from the request, and the answer states the result.
+
+use serde_json::{Value, json};
+
+use crate::support::TestServer;
+
+const PROJECT: &str = r#"
+models:
+  chat: { local: smollm2-135m-instruct }
+  embed: { local: all-minilm-l6-v2 }
+tools:
+  calculator: { builtin: calculator }
+  datetime: { builtin: datetime }
+  weather:
+    description: Current weather for a city
+    input_schema:
+      type: object
+      properties:
+        city: { type: string, description: Name of the city }
+      required: [city]
+    jq: '{city: .city, temperatureC: 17, conditions: "light rain"}'
+  orderStatus:
+    description: Looks up the delivery status of an order by its order number
+    input_schema:
+      type: object
+      properties:
+        orderId: { type: string, description: The order number }
+      required: [orderId]
+    jq: 'if .orderId == "A-1001" then {orderId: .orderId, status: "shipped"} else error("no order " + .orderId) end'
+agents:
+  helper:
+    instructions: You are a concise, helpful assistant.
+    model: chat
+    tools: [calculator, datetime, weather, orderStatus]
+"#;
+
+async fn ask(s: &TestServer, question: &str) -> Value {
+    let r = s
+        .post(
+            "/api/agents/helper/generate",
+            json!({"messages": question, "temperature": 0, "maxTokens": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+/// The first call of a run, as (tool, args).
+fn first_call(v: &Value) -> (String, Value) {
+    let call = &v["steps"][0]["toolCalls"][0];
+    (
+        call["toolName"].as_str().unwrap_or_default().to_string(),
+        call["args"].clone(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_agents_choose_fill_and_report_tool_calls() {
+    let s = TestServer::start(PROJECT).await;
+
+    // Arithmetic reaches the calculator with the user's numbers; the answer has the result.
+    let v = ask(&s, "What is 17 * 23?").await;
+    let (tool, args) = first_call(&v);
+    assert_eq!(tool, "calculator", "{v}");
+    let expression = args["expression"].as_str().unwrap_or_default();
+    assert!(
+        expression.contains("17") && expression.contains("23"),
+        "{v}"
+    );
+    assert!(v["text"].as_str().unwrap().contains("391"), "{v}");
+
+    // A time question passes the zone it names (the tool resolves the city).
+    let v = ask(&s, "What time is it in Tokyo right now?").await;
+    let (tool, args) = first_call(&v);
+    assert_eq!(tool, "datetime", "{v}");
+    assert!(
+        args["timezone"].as_str().unwrap_or_default().contains("Tokyo"),
+        "{v}"
+    );
+    assert_eq!(
+        v["steps"][0]["toolResults"][0]["result"]["timezone"],
+        "Asia/Tokyo",
+        "{v}"
+    );
+
+    // The answer after a weather call states its temperature.
+    let v = ask(&s, "What's the weather like in Oslo today?").await;
+    let (tool, args) = first_call(&v);
+    assert_eq!(tool, "weather", "{v}");
+    assert_eq!(args["city"], "Oslo", "{v}");
+    assert!(v["text"].as_str().unwrap().contains("17"), "{v}");
+
+    // A code from the request is copied as written; a failing lookup is reported plainly.
+    let v = ask(&s, "Where is my order B-2002?").await;
+    let (tool, args) = first_call(&v);
+    assert_eq!(tool, "orderStatus", "{v}");
+    assert_eq!(args["orderId"], "B-2002", "{v}");
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("no order B-2002"), "{v}");
+
+    // Chit-chat and writing tasks stay text.
+    for q in [
+        "Hello there, how are you today?",
+        "Write a haiku about the sea",
+    ] {
+        let v = ask(&s, q).await;
+        assert_eq!(v["steps"][0]["toolCalls"], json!([]), "{q}: {v}");
+        assert!(!v["text"].as_str().unwrap().trim().is_empty(), "{q}: {v}");
+    }
+    s.stop().await;
+}
