@@ -276,7 +276,14 @@ impl ToolRouter {
         let by_example = split[best.0].example - EXAMPLE_THRESHOLD + CALL_THRESHOLD;
         let call = (split[best.0].described + CALL_WEIGHT * lift).max(by_example);
         let considered: Vec<&str> = candidates.iter().map(|t| t.name.as_str()).collect();
-        tracing::debug!(?similarity, open = asked[0], neutral = greeted[0], ?considered, call, "tool routing");
+        tracing::debug!(
+            ?similarity,
+            open = asked[0],
+            neutral = greeted[0],
+            ?considered,
+            call,
+            "tool routing"
+        );
         let tool = (call >= CALL_THRESHOLD).then(|| tools[best.0].name.clone());
         Ok(Decision {
             tool,
@@ -288,11 +295,49 @@ impl ToolRouter {
 
 /// Words that stand for a quantity when a request spells it out.
 const NUMBER_WORDS: &[&str] = &[
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "fifteen", "twenty", "thirty", "forty", "fifty", "hundred", "thousand",
-    "million", "billion", "dozen", "half", "once", "twice", "double", "triple", "single",
-    "first", "second", "third", "today", "tomorrow", "yesterday", "minute", "hour", "day",
-    "week", "month", "year", "decade", "century",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "fifteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    "dozen",
+    "half",
+    "once",
+    "twice",
+    "double",
+    "triple",
+    "single",
+    "first",
+    "second",
+    "third",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "year",
+    "decade",
+    "century",
 ];
 
 /// Whether `request` can supply what `tool` needs: a tool with a required number is fillable
@@ -423,12 +468,18 @@ mod tests {
             ..Default::default()
         };
         assert!(fillable(&tool, "Area of a square with side 4"));
-        assert!(fillable(&tool, "Area of a square with sides of five meters"));
+        assert!(fillable(
+            &tool,
+            "Area of a square with sides of five meters"
+        ));
         assert!(!fillable(&tool, "How do I compute the area of a square?"));
         let optional = ToolSpec {
             parameters: json!({"properties": {"side": {"type": "number"}}}),
             ..tool
         };
-        assert!(fillable(&optional, "How do I compute the area of a square?"));
+        assert!(fillable(
+            &optional,
+            "How do I compute the area of a square?"
+        ));
     }
 }

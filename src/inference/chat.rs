@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use super::constrained::{self, Constraint, Grammar};
-use super::grounding::{self, AnswerFacts, Grounding};
 use super::engine::{KvCache, Model, Pool, Scratch, Step};
+use super::grounding::{self, AnswerFacts, Grounding};
 use super::local::Source;
 use super::sampling::{Sampler, SamplingParams};
 use super::template::{CHATML, ChatTemplate};
@@ -194,6 +194,7 @@ impl ChatEngine {
     /// the cache that shares most of it.
     pub fn begin(&mut self, req: &GenerateRequest) -> Result<Sequence, InferenceError> {
         let prompt = self.prompt(req)?;
+        tracing::trace!(target: "edgestra::inference", %prompt, "generation starts");
         let prompt_tokens = self.encode(&prompt)?;
         let context = self.context();
         let room = context.saturating_sub(prompt_tokens.len());
@@ -407,7 +408,9 @@ fn favour(
     if k == 0 {
         return;
     }
-    top.select_nth_unstable_by(k - 1, |a, b| logits[*b as usize].total_cmp(&logits[*a as usize]));
+    top.select_nth_unstable_by(k - 1, |a, b| {
+        logits[*b as usize].total_cmp(&logits[*a as usize])
+    });
     for &t in &top[..k] {
         logits[t as usize] += bonus(&engine.decode(&[t]));
     }
@@ -417,7 +420,9 @@ fn favour(
 pub fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
+    logits
+        .get(token as usize)
+        .map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
 }
 
 /// What a sequence writing a tool call knows: the tools it may call and the user's words.
@@ -594,6 +599,7 @@ impl Sequence {
         if let Some(c) = &self.constraint
             && !c.is_accepting()
         {
+            tracing::debug!(target: "edgestra::inference", %text, "structured output cut off");
             return Err(InferenceError::Failed(format!(
                 "the structured output did not complete within {} tokens",
                 self.max_tokens
@@ -604,6 +610,7 @@ impl Sequence {
             completion_tokens: self.out.len() as u32,
         };
         if let Some(call) = &self.call {
+            tracing::trace!(target: "edgestra::inference", %text, "call written");
             let mut calls = tool_protocol::parse_calls(&text)?;
             for c in &mut calls {
                 if let Some(tool) = call.tools.iter().find(|t| t.name == c.name) {

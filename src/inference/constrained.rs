@@ -95,10 +95,7 @@ impl Grammar {
     pub fn matcher(&self, schema: &Value) -> Result<Constraint, String> {
         let mut strict = strict(schema);
         if let Value::Object(m) = &mut strict {
-            m.insert(
-                "x-guidance".into(),
-                layout(),
-            );
+            m.insert("x-guidance".into(), layout());
         } else if strict == Value::Bool(true) {
             strict = json!({ "x-guidance": layout() });
         }

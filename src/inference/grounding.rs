@@ -109,20 +109,18 @@ impl Grounding {
         }
         let all_copies = touched.iter().all(|v| {
             let content = &text[v.start..v.end.unwrap_or(text.len())];
-            // A value just opened (nothing of it written yet) neither copies nor strays.
-            content.is_empty()
-                || self
-                    .copied_from(content, v.end.is_some())
-                    .any(|at| !used.contains(&at))
+            match (content.is_empty(), v.end) {
+                // A string just opened: every copy starts so. (Tokenizers also have tokens that
+                // open and close at once, or open with punctuation; a small model prefers
+                // those at a value's start, and then has nothing to copy into.)
+                (true, None) => true,
+                (true, Some(_)) => false,
+                (false, end) => self
+                    .copied_from(content, end.is_some())
+                    .any(|at| !used.contains(&at)),
+            }
         });
-        let any_content = touched
-            .iter()
-            .any(|v| v.end.unwrap_or(text.len()) > v.start);
-        if all_copies && any_content {
-            COPY_BONUS
-        } else {
-            0.0
-        }
+        if all_copies { COPY_BONUS } else { 0.0 }
     }
 
     /// Drops the optional arguments of `call` that the user did not supply (see the module
@@ -142,7 +140,9 @@ impl Grounding {
             if required.contains(&name.as_str()) {
                 return true;
             }
-            let default = props.and_then(|p| p.get(name)).and_then(|s| s.get("default"));
+            let default = props
+                .and_then(|p| p.get(name))
+                .and_then(|s| s.get("default"));
             if default == Some(value) {
                 return false;
             }
@@ -245,13 +245,10 @@ impl AnswerFacts {
     }
 
     /// What to append to `answer` so that it states the results: nothing when it already
-    /// names one of their values.
+    /// names every one of their values.
     pub fn missing_from(&self, answer: &str) -> Option<String> {
         let answer = answer.to_lowercase();
-        let named = self
-            .values
-            .iter()
-            .any(|v| !v.is_empty() && answer.contains(v.as_str()));
+        let named = self.values.iter().all(|v| answer.contains(v.as_str()));
         let sep = if answer.trim().is_empty() { "" } else { "\n\n" };
         (!named).then(|| format!("{sep}({}.)", self.statement))
     }
@@ -394,6 +391,11 @@ mod tests {
         // Inside a word is not a copy; keys and punctuation get nothing.
         assert_eq!(g.bonus(city, "ngeles"), 0.0);
         assert_eq!(g.bonus(r#"[{"name": "gcd", "arguments": {"#, "\"city"), 0.0);
+        // Opening a string is the start of any copy; an empty one or junk is not.
+        let open = r#"[{"name": "gcd", "arguments": {"city":"#;
+        assert_eq!(g.bonus(open, " \""), COPY_BONUS);
+        assert_eq!(g.bonus(open, " \"\""), 0.0);
+        assert_eq!(g.bonus(open, " \"."), 0.0);
         // The system prompt is not the user's words.
         assert_eq!(g.bonus(so_far, "5"), 0.0);
         // Words another field already took are not copied again; words written twice are.
@@ -414,11 +416,7 @@ mod tests {
         }];
         let mut tool = ChatMessage::new("tool", result);
         tool.tool_call_id = Some("c1".into());
-        vec![
-            ChatMessage::new("user", "Weather in Oslo?"),
-            call,
-            tool,
-        ]
+        vec![ChatMessage::new("user", "Weather in Oslo?"), call, tool]
     }
 
     #[test]
@@ -435,8 +433,8 @@ mod tests {
         assert_eq!(facts.bonus("It is sunny with", " heavy"), 0.0);
         // Inside a word is not the start of a value.
         assert_eq!(facts.bonus("It is x", "17"), 0.0);
-        assert_eq!(facts.missing_from("It is 17 degrees."), None);
-        assert_eq!(facts.missing_from("It is LIGHT RAIN."), None);
+        assert_eq!(facts.missing_from("17 degrees and LIGHT RAIN."), None);
+        assert!(facts.missing_from("It is 17 degrees.").is_some());
         assert_eq!(
             facts.missing_from("It is nice.").unwrap(),
             "\n\n(weather returned temperatureC: 17, conditions: Light rain.)"

@@ -204,7 +204,9 @@ fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
                         engine.score(&job.req, &job.continuations)
                     }))
                     .unwrap_or_else(|_| {
-                        Err(InferenceError::Failed("the model failed while scoring".into()))
+                        Err(InferenceError::Failed(
+                            "the model failed while scoring".into(),
+                        ))
                     });
                     let _ = job.reply.send(scored);
                 }

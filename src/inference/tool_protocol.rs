@@ -56,7 +56,7 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
         .map(|t| {
             json!({
                 "type": "object",
-                "properties": {"name": {"const": t.name}, "arguments": t.parameters},
+                "properties": {"name": {"const": t.name}, "arguments": guard_strings(&t.parameters)},
                 "required": ["name", "arguments"],
                 "additionalProperties": false
             })
@@ -68,6 +68,42 @@ pub fn call_schema(tools: &[&ToolSpec]) -> Value {
         json!({"anyOf": alternatives})
     };
     json!({"type": "array", "items": item, "minItems": 1, "maxItems": 1})
+}
+
+/// What a free-form string argument may hold: one non-empty line that does not begin with a
+/// closing bracket. A small model that loses track at a string value tends to close it at once
+/// (`""`) or to write the call's closing `}}]</tool_call>` into it and then repeat itself;
+/// this keeps it to a value.
+pub const ARGUMENT_PATTERN: &str = r"^[^\]}\n][^\n]*$";
+
+/// `schema` with [`ARGUMENT_PATTERN`] on every string that has no pattern, format, enum or
+/// const of its own.
+fn guard_strings(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    let v = match k.as_str() {
+                        "enum" | "const" | "default" | "examples" => v.clone(),
+                        _ => guard_strings(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            let is_string = map.get("type").and_then(Value::as_str) == Some("string");
+            if is_string
+                && !["pattern", "format", "enum", "const"]
+                    .iter()
+                    .any(|k| map.contains_key(*k))
+            {
+                out.insert("pattern".into(), Value::String(ARGUMENT_PATTERN.into()));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(guard_strings).collect()),
+        other => other.clone(),
+    }
 }
 
 /// The calls in the JSON the model wrote after `<tool_call>`.
@@ -130,7 +166,11 @@ pub fn template_messages(messages: &[ChatMessage], calling: bool) -> Vec<Value> 
                     .iter()
                     .map(|c| json!({"name": c.name, "arguments": c.arguments}))
                     .collect();
-                format!("{}{OPEN}{}{CLOSE}", m.content, to_layout(&Value::Array(calls)))
+                format!(
+                    "{}{OPEN}{}{CLOSE}",
+                    m.content,
+                    to_layout(&Value::Array(calls))
+                )
             } else if m.role == "tool" {
                 to_layout(&json!({"name": name_of(m), "result": result_of(m)}))
             } else {
@@ -232,6 +272,16 @@ mod tests {
         assert!(!v.is_valid(&json!([{"name": "c", "arguments": {"x": 1}}])));
         assert!(!v.is_valid(&json!([{"name": "a", "arguments": {}}])));
         assert!(!v.is_valid(&json!([])));
+        let text = [ToolSpec {
+            parameters: json!({"type": "object", "properties": {"q": {"type": "string"}, "d": {"type": "string", "format": "date"}}}),
+            ..spec("t")
+        }];
+        let v = jsonschema::validator_for(&call_schema(&[&text[0]])).unwrap();
+        assert!(v.is_valid(&json!([{"name": "t", "arguments": {"q": "B-2002 [x]"}}])));
+        assert!(!v.is_valid(&json!([{"name": "t", "arguments": {"q": ""}}])));
+        assert!(v.is_valid(&json!([{"name": "t", "arguments": {"d": ""}}])));
+        assert!(!v.is_valid(&json!([{"name": "t", "arguments": {"q": "}}]</tool_call>"}}])));
+        assert!(!v.is_valid(&json!([{"name": "t", "arguments": {"q": "a\nb"}}])));
         assert!(!v.is_valid(
             &json!([{"name": "a", "arguments": {"x": 1}}, {"name": "b", "arguments": {"x": 1}}])
         ));
@@ -265,7 +315,10 @@ mod tests {
             out[1]["content"],
             r#"<tool_call>[{"name": "weather", "arguments": {"city": "Oslo"}}]</tool_call>"#
         );
-        assert_eq!(out[2]["content"], r#"{"name": "weather", "result": {"t": 3}}"#);
+        assert_eq!(
+            out[2]["content"],
+            r#"{"name": "weather", "result": {"t": 3}}"#
+        );
         // Answering: the result is folded into the question, the call turn left out.
         let answering = template_messages(&history, false);
         assert_eq!(answering.len(), 1);

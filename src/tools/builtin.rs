@@ -211,7 +211,10 @@ fn zone_named(name: &str) -> Option<(String, jiff::tz::TimeZone)> {
 }
 
 fn now(timezone: Option<&str>) -> Result<Value, ToolError> {
-    let asked = timezone.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("UTC");
+    let asked = timezone
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .unwrap_or("UTC");
     let (tz_name, tz) = zone_named(asked).ok_or_else(|| {
         ToolError::Failed(format!(
             "unknown time zone `{asked}` (use an IANA name such as Europe/Berlin, or a city)"
@@ -277,7 +280,10 @@ mod tests {
         assert!(v["unix"].as_i64().unwrap() > 1_700_000_000);
         assert_eq!(now(None).unwrap()["utcOffset"], "+00:00");
         assert_eq!(now(Some("Tokyo")).unwrap()["timezone"], "Asia/Tokyo");
-        assert_eq!(now(Some(" new york ")).unwrap()["timezone"], "America/New_York");
+        assert_eq!(
+            now(Some(" new york ")).unwrap()["timezone"],
+            "America/New_York"
+        );
         let err = now(Some("Mars/Olympus")).unwrap_err().to_string();
         assert!(err.contains("unknown time zone"), "{err}");
     }

@@ -144,6 +144,7 @@ async fn remote_provider_generates_streams_calls_tools_and_embeds() {
         name: "weather".into(),
         description: "Weather".into(),
         parameters: json!({"type": "object"}),
+        ..Default::default()
     }];
     req.tool_choice = ToolChoice::Required;
     let g = m.generate(req.clone(), None).await.unwrap();
