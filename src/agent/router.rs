@@ -42,7 +42,7 @@ pub const NEUTRAL_REQUEST: &str = "Hello!";
 /// Similarity to one of a tool's examples from which a request is taken to be for it (the
 /// examples are the tool's own word on what it is for, so less is needed than of a description).
 pub const EXAMPLE_THRESHOLD: f32 = 0.5;
-/// The threshold when the model cannot score.
+/// The threshold when similarity alone decides (a model that cannot score; networks).
 pub const SIMILARITY_ONLY_THRESHOLD: f32 = 0.3;
 
 /// How similar a request is to a tool.
@@ -50,7 +50,7 @@ pub const SIMILARITY_ONLY_THRESHOLD: f32 = 0.3;
 struct Similarity {
     /// To its name and description (the best of its texts).
     described: f32,
-    /// To the closest of its examples (0 without examples).
+    /// To the closest of its examples (`f32::MIN` without examples).
     example: f32,
 }
 
@@ -74,7 +74,7 @@ pub struct ToolRouter {
 /// The texts a tool is recognised by: its whole description with name and argument names;
 /// since a long description dilutes an embedding, its name and first sentence alone; and the
 /// requests it is for, when the tool gives examples.
-fn tool_texts(spec: &ToolSpec) -> Vec<String> {
+fn tool_texts(spec: &ToolSpec, short_too: bool) -> Vec<String> {
     let mut texts = vec![tool_text(spec)];
     let first = spec
         .description
@@ -83,7 +83,10 @@ fn tool_texts(spec: &ToolSpec) -> Vec<String> {
         .unwrap_or_default()
         .trim();
     let short = format!("{}: {first}", split_identifier(&spec.name));
-    if short.trim_end_matches('.') != texts[0].trim_end_matches('.') && !first.is_empty() {
+    if short_too
+        && short.trim_end_matches('.') != texts[0].trim_end_matches('.')
+        && !first.is_empty()
+    {
         texts.push(short);
     }
     texts.extend(spec.examples.iter().cloned());
@@ -165,30 +168,33 @@ impl ToolRouter {
             .collect())
     }
 
-    /// Similarity of `request` to each tool (its best text), in the order of `tools`.
+    /// Similarity of `request` to each tool (its whole text or an example), in the order of
+    /// `tools` (what networks route by).
     pub async fn scores(
         &self,
         request: &str,
         tools: &[ToolSpec],
     ) -> Result<Vec<f32>, InferenceError> {
         Ok(self
-            .similarities(request, tools)
+            .similarities(request, tools, false)
             .await?
             .into_iter()
             .map(|s| s.described.max(s.example))
             .collect())
     }
 
-    /// Similarity of `request` to each tool's description and to its closest example.
+    /// Similarity of `request` to each tool's description and to its closest example;
+    /// `short_too` also compares it with the name and first sentence alone.
     async fn similarities(
         &self,
         request: &str,
         tools: &[ToolSpec],
+        short_too: bool,
     ) -> Result<Vec<Similarity>, InferenceError> {
         let Some(embedder) = &self.embedder else {
             return Ok(vec![Similarity::default(); tools.len()]);
         };
-        let per_tool: Vec<Vec<String>> = tools.iter().map(tool_texts).collect();
+        let per_tool: Vec<Vec<String>> = tools.iter().map(|t| tool_texts(t, short_too)).collect();
         let all: Vec<String> = per_tool.iter().flatten().cloned().collect();
         let vectors = self.embed_cached(embedder, &all).await?;
         let query = embedder.embed(vec![request.to_string()]).await?;
@@ -204,7 +210,7 @@ impl ToolRouter {
                     .collect();
                 at += texts.len();
                 let (described, examples) = sims.split_at(texts.len() - tool.examples.len());
-                let best = |s: &[f32]| s.iter().copied().fold(0.0, f32::max);
+                let best = |s: &[f32]| s.iter().copied().fold(f32::MIN, f32::max);
                 Similarity {
                     described: best(described),
                     example: best(examples),
@@ -230,7 +236,7 @@ impl ToolRouter {
         if tools.is_empty() || request.trim().is_empty() {
             return Ok(none(Vec::new()));
         }
-        let split = self.similarities(request, tools).await?;
+        let split = self.similarities(request, tools, true).await?;
         let similarity: Vec<f32> = split.iter().map(|s| s.described.max(s.example)).collect();
         let mut ranked: Vec<(usize, f32)> = similarity
             .iter()

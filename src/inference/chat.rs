@@ -231,23 +231,17 @@ impl ChatEngine {
                             "constrained decoding is not available for this model".into(),
                         )
                     })?
-                    .matcher(schema)
+                    .matcher(schema, forced.is_some())
                     .map_err(InferenceError::InvalidRequest)?,
             ),
             None => None,
         };
         // A call's arguments are taken from the request, not invented: the most likely tokens,
         // with no penalty on repeating one (JSON repeats its punctuation, and a request may
-        // repeat a number). Structured answers keep the request's temperature, penalty-free.
-        let sampling = match (&forced, &constraint) {
-            (Some(_), _) => SamplingParams::greedy(),
-            (None, Some(_)) => SamplingParams {
-                repetition_penalty: 1.0,
-                presence_penalty: 0.0,
-                frequency_penalty: 0.0,
-                ..req.sampling.clone()
-            },
-            (None, None) => req.sampling.clone(),
+        // repeat a number).
+        let sampling = match &forced {
+            Some(_) => SamplingParams::greedy(),
+            None => req.sampling.clone(),
         };
         let cached = self.cache_for(&prompt_tokens);
         let pending = prompt_tokens[cached.tokens.len()..].to_vec();

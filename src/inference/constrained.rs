@@ -91,13 +91,19 @@ impl Grammar {
         })
     }
 
-    /// A fresh matcher for one generation constrained by `schema`.
-    pub fn matcher(&self, schema: &Value) -> Result<Constraint, String> {
+    /// A fresh matcher for one generation constrained by `schema`; `spaced` writes the JSON
+    /// in [`LAYOUT`] (tool calls), else compact (structured answers, fewer tokens).
+    pub fn matcher(&self, schema: &Value, spaced: bool) -> Result<Constraint, String> {
         let mut strict = strict(schema);
+        let layout = if spaced {
+            layout()
+        } else {
+            json!({"whitespace_flexible": false, "item_separator": ",", "key_separator": ":"})
+        };
         if let Value::Object(m) = &mut strict {
-            m.insert("x-guidance".into(), layout());
+            m.insert("x-guidance".into(), layout);
         } else if strict == Value::Bool(true) {
-            strict = json!({ "x-guidance": layout() });
+            strict = json!({ "x-guidance": layout });
         }
         let parser = self
             .factory
@@ -239,7 +245,7 @@ mod tests {
             .grammar
             .as_ref()
             .unwrap()
-            .matcher(&json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}))
+            .matcher(&json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}), true)
             .unwrap();
         let text = to_layout(&json!({"a": 1, "b": "x"}));
         c.consume(&engine.encode(&text).unwrap()).unwrap();

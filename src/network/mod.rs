@@ -402,7 +402,7 @@ impl Networks {
             ));
         };
         // A task not clearly about a workflow or tool goes to the (first) agent, the generalist.
-        if score < crate::agent::router::CALL_THRESHOLD
+        if score < crate::agent::router::SIMILARITY_ONLY_THRESHOLD
             && let Some(agent) = primitives.iter().position(|p| p.0 == "agent")
         {
             best = agent;
