@@ -420,7 +420,9 @@ impl Runner<'_> {
                 _ => None,
             };
             let mut messages = conversation.clone();
-            if let Some(schema) = answer_schema {
+            if let Some(schema) = answer_schema
+                && !self.agent.model.holds_to_schema()
+            {
                 messages.push(CoreMessage::text(Role::System, schema_hint(schema)));
             }
             let req = GenerateRequest {

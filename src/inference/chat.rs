@@ -8,6 +8,9 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use super::choices;
 use super::constrained::{self, Constraint, Grammar};
 use super::engine::{KvCache, Model, Pool, Scratch, Step};
 use super::grounding::{self, AnswerFacts, Grounding};
@@ -213,10 +216,15 @@ impl ChatEngine {
         } else {
             req.max_tokens
         };
-        let schema = match &forced {
-            Some(tools) => Some(tool_protocol::call_schema(tools)),
-            None => req.json_schema.clone(),
+        // Calls and structured answers are both written in the layout models were trained on,
+        // and both copy the user's words (names, numbers, codes) where they can.
+        let schema = match (&forced, &req.json_schema) {
+            (Some(tools), _) => Some(tool_protocol::call_schema(tools)),
+            (None, Some(answer)) => Some(self.settle_choices(answer, &prompt_tokens)?),
+            (None, None) => None,
         };
+        let call_tools: Vec<super::ToolSpec> =
+            forced.iter().flatten().map(|t| (*t).clone()).collect();
         // A text answer never contains a raw call (small models imitate earlier ones).
         let mut stops = req.stop.clone();
         if forced.is_none() {
@@ -231,7 +239,7 @@ impl ChatEngine {
                             "constrained decoding is not available for this model".into(),
                         )
                     })?
-                    .matcher(schema, forced.is_some())
+                    .matcher(schema)
                     .map_err(InferenceError::InvalidRequest)?,
             ),
             None => None,
@@ -252,10 +260,10 @@ impl ChatEngine {
             facts: (forced.is_none() && constraint.is_none())
                 .then(|| AnswerFacts::from_turn(&req.messages))
                 .flatten(),
-            call: forced.as_ref().map(|tools| Call {
-                tools: tools.iter().map(|t| (*t).clone()).collect(),
-                grounding: Grounding::new(&req.messages),
-            }),
+            grounding: constraint
+                .is_some()
+                .then(|| Grounding::new(&req.messages, &call_tools)),
+            call: forced.is_some().then_some(call_tools),
             max_tokens: budget.min(room - 1),
             stops,
             constraint,
@@ -372,6 +380,25 @@ impl ChatEngine {
         result
     }
 
+    /// `schema` with each of its choice fields ([`choices`]) held to the value the model finds
+    /// most likely after `prompt`.
+    fn settle_choices(&mut self, schema: &Value, prompt: &[u32]) -> Result<Value, InferenceError> {
+        let mut settled = schema.clone();
+        for choice in choices::choices(schema) {
+            let openings = choice
+                .options
+                .iter()
+                .map(|o| self.encode(&choice.opening(o)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let scores = self.continuation_logprobs(prompt, &openings)?;
+            if let Some(best) = choices::best(&choice.options, &scores) {
+                tracing::debug!(target: "edgestra::inference", field = %choice.field, %best, ?scores, "choice settled");
+                settled = choices::settle(&settled, &choice.field, best);
+            }
+        }
+        Ok(settled)
+    }
+
     /// The next-token logits after `tokens` (run from the best idle cache).
     pub fn logits_after(&mut self, tokens: &[u32]) -> Result<Vec<f32>, InferenceError> {
         let mut cached = self.cache_for(tokens);
@@ -419,20 +446,16 @@ pub fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
         .map_or(f32::NEG_INFINITY, |l| l - max - sum.ln())
 }
 
-/// What a sequence writing a tool call knows: the tools it may call and the user's words.
-struct Call {
-    tools: Vec<super::ToolSpec>,
-    grounding: Grounding,
-}
-
 /// One generation in progress.
 pub struct Sequence {
     prompt_len: usize,
     cached: Cached,
     /// Tokens to run before the next logits.
     pending: Vec<u32>,
-    /// A forced tool call (not streamed as text).
-    call: Option<Call>,
+    /// The tools of a forced tool call (which is not streamed as text).
+    call: Option<Vec<super::ToolSpec>>,
+    /// The user's words, which the values of a call or a structured answer copy.
+    grounding: Option<Grounding>,
     /// The tool results a text answer reports.
     facts: Option<AnswerFacts>,
     max_tokens: usize,
@@ -490,10 +513,10 @@ impl Sequence {
             let token = match self.constraint.as_mut() {
                 Some(c) => {
                     let mask = c.mask().map_err(InferenceError::Failed)?;
-                    if let Some(call) = &self.call {
+                    if let Some(grounding) = &self.grounding {
                         let written = &self.text;
                         favour(engine, logits, &|t| mask.is_allowed(t), &|token| {
-                            call.grounding.bonus(written, token)
+                            grounding.bonus(written, token)
                         });
                     }
                     self.sampler.sample(logits, Some(&|t| mask.is_allowed(t)))
@@ -603,12 +626,14 @@ impl Sequence {
             prompt_tokens: self.prompt_len as u32,
             completion_tokens: self.out.len() as u32,
         };
-        if let Some(call) = &self.call {
+        if let Some(tools) = &self.call {
             tracing::trace!(target: "edgestra::inference", %text, "call written");
             let mut calls = tool_protocol::parse_calls(&text)?;
             for c in &mut calls {
-                if let Some(tool) = call.tools.iter().find(|t| t.name == c.name) {
-                    call.grounding.prune(c, tool);
+                if let (Some(tool), Some(grounding)) =
+                    (tools.iter().find(|t| t.name == c.name), &self.grounding)
+                {
+                    grounding.prune(c, tool);
                 }
             }
             return Ok(Generation {

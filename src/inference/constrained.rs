@@ -3,8 +3,8 @@
 //!
 //! Generation runs against a strict copy of the schema — objects without `additionalProperties`
 //! get `false`, strings without `maxLength` get [`MAX_STRING`], arrays without `maxItems` get
-//! [`MAX_ITEMS`], integers without bounds get ±[`MAX_INTEGER`] — so that a small model cannot wander forever inside an open-ended value, and
-//! the JSON is compact (no optional whitespace).
+//! [`MAX_ITEMS`], integers without bounds get ±[`MAX_INTEGER`] — so that a small model cannot
+//! wander forever inside an open-ended value — and in one fixed layout, [`LAYOUT`].
 
 use std::sync::Arc;
 
@@ -91,15 +91,10 @@ impl Grammar {
         })
     }
 
-    /// A fresh matcher for one generation constrained by `schema`; `spaced` writes the JSON
-    /// in [`LAYOUT`] (tool calls), else compact (structured answers, fewer tokens).
-    pub fn matcher(&self, schema: &Value, spaced: bool) -> Result<Constraint, String> {
+    /// A fresh matcher for one generation constrained by `schema`, written in [`LAYOUT`].
+    pub fn matcher(&self, schema: &Value) -> Result<Constraint, String> {
         let mut strict = strict(schema);
-        let layout = if spaced {
-            layout()
-        } else {
-            json!({"whitespace_flexible": false, "item_separator": ",", "key_separator": ":"})
-        };
+        let layout = layout();
         if let Value::Object(m) = &mut strict {
             m.insert("x-guidance".into(), layout);
         } else if strict == Value::Bool(true) {
@@ -245,7 +240,7 @@ mod tests {
             .grammar
             .as_ref()
             .unwrap()
-            .matcher(&json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}), true)
+            .matcher(&json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a", "b"]}))
             .unwrap();
         let text = to_layout(&json!({"a": 1, "b": "x"}));
         c.consume(&engine.encode(&text).unwrap()).unwrap();

@@ -23,6 +23,10 @@ use super::{ChatMessage, ToolCall, ToolSpec};
 
 /// Logit bonus of a token that continues a copy of the user's words.
 pub const COPY_BONUS: f32 = 3.0;
+/// The bonus in an optional argument. A value there that is not the user's is dropped after
+/// the call ([`Grounding::prune`]), so a start that is no copy is worth nothing; and a small
+/// model leans hard on a field's usual value ("UTC" over the "Tokyo" the user named).
+pub const OPTIONAL_COPY_BONUS: f32 = 2.0 * COPY_BONUS;
 /// How many of the most likely allowed tokens are looked at for the bonus.
 pub const COPY_CANDIDATES: usize = 32;
 
@@ -33,6 +37,8 @@ pub struct Grounding {
     source: String,
     /// Byte offsets where a word (or a number, a sign, a quote) begins.
     starts: Vec<usize>,
+    /// The required arguments of each tool the call may name.
+    required: Vec<(String, Vec<String>)>,
 }
 
 /// One scalar value in JSON text: where its content starts and (if it has) ends, in bytes.
@@ -41,11 +47,13 @@ struct Scalar {
     start: usize,
     end: Option<usize>,
     key: bool,
+    /// Containers open around it (a call's name is at 2, its arguments' keys at 3).
+    depth: usize,
 }
 
 impl Grounding {
-    /// From the user turns of a conversation.
-    pub fn new(messages: &[ChatMessage]) -> Grounding {
+    /// From the user turns of a conversation, for a call of one of `tools`.
+    pub fn new(messages: &[ChatMessage], tools: &[ToolSpec]) -> Grounding {
         let source = messages
             .iter()
             .filter(|m| m.role == "user")
@@ -61,7 +69,15 @@ impl Grounding {
             }
             previous = Some(c);
         }
-        Grounding { source, starts }
+        let required = tools
+            .iter()
+            .map(|t| (t.name.clone(), required_of(t)))
+            .collect();
+        Grounding {
+            source,
+            starts,
+            required,
+        }
     }
 
     /// Where `text` is, from the start of a word, what the user wrote; `whole` also asks that
@@ -120,24 +136,56 @@ impl Grounding {
                     .any(|at| !used.contains(&at)),
             }
         });
-        if all_copies { COPY_BONUS } else { 0.0 }
+        match (all_copies, self.in_optional(&text, &touched[0])) {
+            (false, _) => 0.0,
+            (true, false) => COPY_BONUS,
+            (true, true) => OPTIONAL_COPY_BONUS,
+        }
+    }
+
+    /// Whether `value` of the call JSON `text` lies in an optional argument of the called tool
+    /// (one of the tools this grounding knows).
+    fn in_optional(&self, text: &str, value: &Scalar) -> bool {
+        let all = scalars(text);
+        let before = all.iter().take_while(|s| s.start < value.start);
+        let content = |s: &Scalar| &text[s.start..s.end.unwrap_or(text.len())];
+        let mut tool = None;
+        let mut field = None;
+        let mut previous_key: Option<&Scalar> = None;
+        for s in before {
+            if s.key {
+                if s.depth == 3 {
+                    field = Some(content(s));
+                }
+                previous_key = Some(s);
+            } else if s.depth == 2
+                && previous_key.is_some_and(|k| k.depth == 2 && content(k) == "name")
+            {
+                tool = Some(content(s));
+                field = None;
+            }
+        }
+        let (Some(tool), Some(field)) = (tool, field) else {
+            return false;
+        };
+        value.depth >= 3
+            && self
+                .required
+                .iter()
+                .find(|(name, _)| name == tool)
+                .is_some_and(|(_, required)| !required.iter().any(|r| r == field))
     }
 
     /// Drops the optional arguments of `call` that the user did not supply (see the module
     /// docs); `tool` is the called tool.
     pub fn prune(&self, call: &mut ToolCall, tool: &ToolSpec) {
-        let required: Vec<&str> = tool
-            .parameters
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required = required_of(tool);
         let props = tool.parameters.get("properties");
         let Value::Object(args) = &mut call.arguments else {
             return;
         };
         args.retain(|name, value| {
-            if required.contains(&name.as_str()) {
+            if required.contains(name) {
                 return true;
             }
             let default = props
@@ -175,6 +223,20 @@ impl Grounding {
             Value::Object(map) => map.values().any(|v| self.supplied(v)),
         }
     }
+}
+
+/// The names of `tool`'s required arguments.
+fn required_of(tool: &ToolSpec) -> Vec<String> {
+    tool.parameters
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The results of the tool calls that answer the last user message, for grounding the answer.
@@ -312,6 +374,7 @@ fn scalars(json: &str) -> Vec<Scalar> {
                 start,
                 end: Some(i),
                 key: false,
+                depth: stack.len(),
             });
         }
         match c {
@@ -321,6 +384,7 @@ fn scalars(json: &str) -> Vec<Scalar> {
                     start: i + 1,
                     end: None,
                     key: expect_key,
+                    depth: stack.len(),
                 });
             }
             '{' => {
@@ -346,6 +410,7 @@ fn scalars(json: &str) -> Vec<Scalar> {
             start,
             end: None,
             key: false,
+            depth: stack.len(),
         });
     }
     out
@@ -357,10 +422,13 @@ mod tests {
     use serde_json::json;
 
     fn user(text: &str) -> Grounding {
-        Grounding::new(&[
-            ChatMessage::new("system", "Answer in 5 words"),
-            ChatMessage::new("user", text),
-        ])
+        Grounding::new(
+            &[
+                ChatMessage::new("system", "Answer in 5 words"),
+                ChatMessage::new("user", text),
+            ],
+            &[],
+        )
     }
 
     #[test]
@@ -405,6 +473,29 @@ mod tests {
         let twice = user("Add 5 and 5");
         assert_eq!(twice.bonus(r#"{"a": 5, "b": "#, "5"), COPY_BONUS);
         assert_eq!(twice.bonus(r#"{"a": 5, "b": 5, "c": "#, "5"), 0.0);
+    }
+
+    #[test]
+    fn copies_in_optional_arguments_get_the_larger_bonus() {
+        let tool = ToolSpec {
+            name: "clock".into(),
+            parameters: json!({"type": "object", "required": ["city"], "properties": {
+                "city": {"type": "string"}, "zone": {"type": "string"}}}),
+            ..Default::default()
+        };
+        let messages = [ChatMessage::new("user", "Time in Tokyo or Oslo?")];
+        let g = Grounding::new(&messages, std::slice::from_ref(&tool));
+        let head = r#"[{"name": "clock", "arguments": {"#;
+        assert_eq!(g.bonus(&format!(r#"{head}"city": ""#), "Tok"), COPY_BONUS);
+        let optional = format!(r#"{head}"city": "Oslo", "zone": ""#);
+        assert_eq!(g.bonus(&optional, "Tok"), OPTIONAL_COPY_BONUS);
+        assert_eq!(g.bonus(&optional, "UTC"), 0.0);
+        // An argument called "name" is not the tool's name.
+        let named = format!(r#"{head}"name": "x", "zone": ""#);
+        assert_eq!(g.bonus(&named, "Tok"), OPTIONAL_COPY_BONUS);
+        // A tool it does not know: every argument counts as required.
+        let other = r#"[{"name": "other", "arguments": {"zone": ""#;
+        assert_eq!(g.bonus(other, "Tok"), COPY_BONUS);
     }
 
     fn turn_with_result(result: &str) -> Vec<ChatMessage> {

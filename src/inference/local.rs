@@ -290,6 +290,9 @@ impl Generator for LocalChat {
     fn decides_tool_use(&self) -> bool {
         false
     }
+    fn holds_to_schema(&self) -> bool {
+        true
+    }
     async fn generate(
         &self,
         req: GenerateRequest,

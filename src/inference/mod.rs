@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod chat;
+pub mod choices;
 pub mod constrained;
 pub mod decoder;
 pub mod embedded;
@@ -157,6 +158,13 @@ pub trait Generator: Send + Sync {
     /// answer in text, and the caller decides when a call is due.
     fn decides_tool_use(&self) -> bool {
         true
+    }
+    /// Whether decoding itself is held to `json_schema`, so that a structured answer needs no
+    /// schema in the prompt. Local models are (constrained decoding), and a schema shown to a
+    /// small model biases its choices towards the values listed first; a remote provider may
+    /// not enforce `response_format` and is shown the schema.
+    fn holds_to_schema(&self) -> bool {
+        false
     }
     /// Generates; text deltas go to `stream` as they are produced. Dropping the returned future
     /// cancels the generation at the next token.

@@ -70,10 +70,15 @@ async fn local_agents_choose_fill_and_report_tool_calls() {
     );
     assert!(v["text"].as_str().unwrap().contains("391"), "{v}");
 
-    // A time question reaches the clock.
+    // A time question reaches the clock with the place it names (an optional argument).
     let v = ask(&s, "What time is it in Tokyo right now?").await;
-    let (tool, _) = first_call(&v);
+    let (tool, args) = first_call(&v);
     assert_eq!(tool, "datetime", "{v}");
+    assert_eq!(args["timezone"], "Tokyo", "{v}");
+    assert_eq!(
+        v["steps"][0]["toolResults"][0]["result"]["timezone"], "Asia/Tokyo",
+        "{v}"
+    );
 
     // The answer after a weather call states its temperature.
     let v = ask(&s, "What's the weather like in Oslo today?").await;
@@ -99,5 +104,63 @@ async fn local_agents_choose_fill_and_report_tool_calls() {
         assert_eq!(v["steps"][0]["toolCalls"], json!([]), "{q}: {v}");
         assert!(!v["text"].as_str().unwrap().trim().is_empty(), "{q}: {v}");
     }
+    s.stop().await;
+}
+
+/// A structured answer (`output`) for `text` under `instructions`.
+async fn answer(s: &TestServer, instructions: &str, text: &str, schema: Value) -> Value {
+    let r = s
+        .post(
+            "/api/agents/helper/generate",
+            json!({"messages": [{"role": "system", "content": instructions},
+                                {"role": "user", "content": text}],
+                   "output": schema, "temperature": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["object"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_structured_answers_reflect_the_input() {
+    let s = TestServer::start(PROJECT).await;
+
+    // A label is chosen by the likelihood of each whole value after the input.
+    let sentiment = json!({"type": "object", "required": ["sentiment"], "additionalProperties": false,
+        "properties": {"sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]}}});
+    for (review, label) in [
+        (
+            "The food was cold and the waiter was rude. Never again.",
+            "negative",
+        ),
+        (
+            "Absolutely loved it, the staff were wonderful and the pasta was perfect!",
+            "positive",
+        ),
+    ] {
+        let v = answer(
+            &s,
+            "Classify the sentiment of the review.",
+            review,
+            sentiment.clone(),
+        )
+        .await;
+        assert_eq!(v, json!({"sentiment": label}), "{review}");
+    }
+
+    // Extracted values are the input's own words and numbers.
+    let person = json!({"type": "object", "required": ["name", "age", "city"], "additionalProperties": false,
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}, "city": {"type": "string"}}});
+    let v = answer(
+        &s,
+        "Extract the person's details from the message.",
+        "Hi, this is Tom Becker from Hamburg. I turned 52 last week.",
+        person,
+    )
+    .await;
+    assert_eq!(
+        v,
+        json!({"name": "Tom Becker", "age": 52, "city": "Hamburg"})
+    );
     s.stop().await;
 }
