@@ -22,3 +22,7 @@ fmt:
 lint:
     cargo fmt --all -- --check
     cargo clippy --release --all-targets -- -D warnings
+
+# Tool use of local agents on BFCL data, this build next to the previous behaviour (bench/tools.sh).
+bench-tools *ARGS:
+    bash bench/tools.sh {{ARGS}}

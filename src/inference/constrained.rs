@@ -152,7 +152,14 @@ pub fn strict(schema: &Value) -> Value {
     if (has_type("object") || map.contains_key("properties"))
         && !map.contains_key("additionalProperties")
     {
-        out.insert("additionalProperties".into(), Value::Bool(false));
+        // An object with named fields has those alone; one without is a free mapping (a
+        // `dict` of names to values), whose values are held to bounded scalars.
+        let rest = if map.contains_key("properties") || map.contains_key("patternProperties") {
+            Value::Bool(false)
+        } else {
+            strict(&json!({"type": ["string", "number", "boolean"]}))
+        };
+        out.insert("additionalProperties".into(), rest);
     }
     if has_type("string")
         && !map.contains_key("maxLength")
@@ -229,6 +236,12 @@ mod tests {
         assert_eq!(s["properties"]["nested"]["additionalProperties"], false);
         let open = strict(&json!({"type": "object", "additionalProperties": true}));
         assert_eq!(open["additionalProperties"], true);
+        // A mapping without named fields admits names with bounded scalar values.
+        let mapping = strict(&json!({"type": "object", "description": "scores by subject"}));
+        assert_eq!(
+            mapping["additionalProperties"],
+            json!({"type": ["string", "number", "boolean"], "maxLength": MAX_STRING})
+        );
     }
 
     #[test]

@@ -27,14 +27,19 @@ pub const COPY_BONUS: f32 = 3.0;
 /// the call ([`Grounding::prune`]), so a start that is no copy is worth nothing; and a small
 /// model leans hard on a field's usual value ("UTC" over the "Tokyo" the user named).
 pub const OPTIONAL_COPY_BONUS: f32 = 2.0 * COPY_BONUS;
+/// Added for a number copied in the user's order (see [`Grounding::bonus`]): small models swap
+/// coefficients and pairs of values ("a=1, b=-3" written as `"a": -3`).
+pub const ORDER_BONUS: f32 = 1.5;
 /// How many of the most likely allowed tokens are looked at for the bonus.
 pub const COPY_CANDIDATES: usize = 32;
 
 /// What the user wrote, prepared for matching.
 #[derive(Debug, Clone)]
 pub struct Grounding {
-    /// The user's messages, lowercased, one per line.
+    /// The user's messages, one per line, case folded ([`fold`]).
     source: String,
+    /// The same text as written (byte offsets agree with `source`).
+    original: String,
     /// Byte offsets where a word (or a number, a sign, a quote) begins.
     starts: Vec<usize>,
     /// The required arguments of each tool the call may name.
@@ -54,20 +59,30 @@ struct Scalar {
 impl Grounding {
     /// From the user turns of a conversation, for a call of one of `tools`.
     pub fn new(messages: &[ChatMessage], tools: &[ToolSpec]) -> Grounding {
-        let source = messages
+        let original = messages
             .iter()
             .filter(|m| m.role == "user")
-            .map(|m| m.content.to_lowercase())
+            .map(|m| without_thousands_separators(&m.content))
             .collect::<Vec<_>>()
             .join("\n");
+        let source = fold(&original);
+        let chars: Vec<(usize, char)> = source.char_indices().collect();
         let mut starts = Vec::new();
-        let mut previous: Option<char> = None;
-        for (i, c) in source.char_indices() {
+        for (k, &(i, c)) in chars.iter().enumerate() {
+            let previous = k.checked_sub(1).map(|p| chars[p].1);
+            let before_previous = k.checked_sub(2).map(|p| chars[p].1);
             let boundary = previous.is_none_or(|p| !p.is_alphanumeric());
-            if boundary && !c.is_whitespace() {
+            // The digits of "-2" and "9.8" are one number with their sign or integer part
+            // (copying "2" out of "-2" drops the sign); those of "2019-12" are two.
+            let inside_number = c.is_ascii_digit()
+                && match previous {
+                    Some('-') => before_previous.is_none_or(|b| !b.is_alphanumeric()),
+                    Some('.') => before_previous.is_some_and(|b| b.is_ascii_digit()),
+                    _ => false,
+                };
+            if boundary && !inside_number && !c.is_whitespace() {
                 starts.push(i);
             }
-            previous = Some(c);
         }
         let required = tools
             .iter()
@@ -75,6 +90,7 @@ impl Grounding {
             .collect();
         Grounding {
             source,
+            original,
             starts,
             required,
         }
@@ -83,7 +99,7 @@ impl Grounding {
     /// Where `text` is, from the start of a word, what the user wrote; `whole` also asks that
     /// it ends where a word ends.
     fn copied_from(&self, text: &str, whole: bool) -> impl Iterator<Item = usize> + '_ {
-        let text = text.to_lowercase();
+        let text = fold(text);
         self.starts.iter().copied().filter(move |&s| {
             !text.is_empty()
                 && self.source[s..].starts_with(&text)
@@ -93,6 +109,64 @@ impl Grounding {
                         .next()
                         .is_none_or(|c| !c.is_alphanumeric()))
         })
+    }
+
+    /// Whether a string copied from `at`, `len` bytes long, keeps to the phrase that starts
+    /// there (all of it, when `closed`). A phrase is what the user quoted, or a name: words
+    /// that start with a capital, joined by spaces or ", " ("Riga, Latvia", "San Francisco").
+    /// A small model closes a string after the first word of a name; elsewhere any words do.
+    fn within_phrase(&self, at: usize, len: usize, closed: bool) -> bool {
+        match self.phrase_len(at) {
+            None => true,
+            Some(phrase) if closed => len == phrase,
+            Some(phrase) => len <= phrase,
+        }
+    }
+
+    fn phrase_len(&self, at: usize) -> Option<usize> {
+        let text = &self.original[at..];
+        let quote = self.original[..at]
+            .chars()
+            .next_back()
+            .and_then(|q| match q {
+                '\'' | '"' => Some(q),
+                '“' => Some('”'),
+                '‘' => Some('’'),
+                _ => None,
+            });
+        if let Some(end) = quote.and_then(|q| text.find(q)) {
+            return Some(end);
+        }
+        let capital = |w: &str| {
+            let mut chars = w.chars();
+            // "I" and "I'm" are no names.
+            chars.next().is_some_and(char::is_uppercase)
+                && chars.next().is_some_and(|c| c.is_alphanumeric())
+        };
+        let word_len = |w: &str| {
+            w.find(|c: char| !(c.is_alphanumeric() || c == '-' || c == '\''))
+                .unwrap_or(w.len())
+        };
+        if !text.starts_with(|c: char| c.is_uppercase()) {
+            return None;
+        }
+        let mut end = word_len(text);
+        loop {
+            let rest = &text[end..];
+            let gap = if rest.starts_with(", ") {
+                2
+            } else if rest.starts_with(' ') {
+                1
+            } else {
+                break;
+            };
+            let next = &rest[gap..];
+            if !capital(next) {
+                break;
+            }
+            end += gap + word_len(next);
+        }
+        Some(end)
     }
 
     fn copies(&self, text: &str, whole: bool) -> bool {
@@ -114,14 +188,15 @@ impl Grounding {
         // place not used yet (so that two fields do not get the same words, unless the user
         // wrote them twice).
         let mut used: Vec<usize> = Vec::new();
+        // Where each earlier value was copied from, if it was.
+        let mut used_by: Vec<Option<usize>> = Vec::new();
         for v in &before {
             let content = &text[v.start..v.end.unwrap_or(text.len())];
-            if let Some(at) = self
+            let at = self
                 .copied_from(content, true)
-                .find(|at| !used.contains(at))
-            {
-                used.push(at);
-            }
+                .find(|at| !used.contains(at));
+            used.extend(at);
+            used_by.push(at);
         }
         let all_copies = touched.iter().all(|v| {
             let content = &text[v.start..v.end.unwrap_or(text.len())];
@@ -131,16 +206,48 @@ impl Grounding {
                 // those at a value's start, and then has nothing to copy into.)
                 (true, None) => true,
                 (true, Some(_)) => false,
-                (false, end) => self
-                    .copied_from(content, end.is_some())
-                    .any(|at| !used.contains(&at)),
+                (false, end) => {
+                    let string = text[..v.start].ends_with('"');
+                    self.copied_from(content, end.is_some()).any(|at| {
+                        !used.contains(&at)
+                            && (!string || self.within_phrase(at, content.len(), end.is_some()))
+                    })
+                }
             }
         });
-        match (all_copies, self.in_optional(&text, &touched[0])) {
-            (false, _) => 0.0,
-            (true, false) => COPY_BONUS,
-            (true, true) => OPTIONAL_COPY_BONUS,
+        if !all_copies {
+            return 0.0;
         }
+        let copy = if self.in_optional(&text, &touched[0]) {
+            OPTIONAL_COPY_BONUS
+        } else {
+            COPY_BONUS
+        };
+        // Numbers are copied in the order the user wrote them: the next one after the number
+        // the previous numeric value came from is preferred.
+        let content = |v: &Scalar| &text[v.start..v.end.unwrap_or(text.len())];
+        let cursor = before
+            .iter()
+            .zip(&used_by)
+            .filter(|(v, _)| !text[..v.start].ends_with('"') && is_number(content(v)))
+            .filter_map(|(_, at)| *at)
+            .next_back();
+        let next = self
+            .starts
+            .iter()
+            .copied()
+            .filter(|&at| cursor.is_none_or(|c| at > c) && !used.contains(&at))
+            .find(|&at| is_number(&self.source[at..]));
+        // (Numbers as JSON numbers: digits inside a string are part of a code or a text.)
+        let in_order = touched.last().is_some_and(|v| {
+            // A lone sign is where a negative number starts.
+            !text[..v.start].ends_with('"')
+                && (content(v) == "-" || is_number(content(v)))
+                && self
+                    .copied_from(content(v), v.end.is_some())
+                    .any(|at| Some(at) == next)
+        });
+        if in_order { copy + ORDER_BONUS } else { copy }
     }
 
     /// Whether `value` of the call JSON `text` lies in an optional argument of the called tool
@@ -223,6 +330,47 @@ impl Grounding {
             Value::Object(map) => map.values().any(|v| self.supplied(v)),
         }
     }
+}
+
+/// `text` lowercased where that keeps each character's length in bytes (so that offsets into
+/// the folded text are offsets into the original).
+fn fold(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) if l.len_utf8() == c.len_utf8() => l,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// Whether `text` starts with a number (a digit, or a minus sign and a digit).
+fn is_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// `text` with the commas of digit groups removed ("200,000" → "200000"): JSON numbers have
+/// none. A comma counts as one when a digit precedes it and exactly three digits follow.
+fn without_thousands_separators(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |k: usize| chars.get(k).is_some_and(|c| c.is_ascii_digit());
+    chars
+        .iter()
+        .enumerate()
+        .filter(|&(k, &c)| {
+            !(c == ','
+                && k > 0
+                && digit(k - 1)
+                && digit(k + 1)
+                && digit(k + 2)
+                && digit(k + 3)
+                && !digit(k + 4))
+        })
+        .map(|(_, &c)| c)
+        .collect()
 }
 
 /// The names of `tool`'s required arguments.
@@ -446,10 +594,11 @@ mod tests {
     fn copies_of_the_users_words_get_the_bonus() {
         let g = user("Find the GCD of 36 and 48 in Los Angeles");
         let so_far = r#"[{"name": "gcd", "arguments": {"a": "#;
-        assert_eq!(g.bonus(so_far, "3"), COPY_BONUS);
+        let first = COPY_BONUS + ORDER_BONUS; // 36 is the first number the user wrote
+        assert_eq!(g.bonus(so_far, "3"), first);
         assert_eq!(g.bonus(so_far, "2"), 0.0);
-        assert_eq!(g.bonus(&format!("{so_far}3"), "6"), COPY_BONUS);
-        assert_eq!(g.bonus(&format!("{so_far}36"), ","), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{so_far}3"), "6"), first);
+        assert_eq!(g.bonus(&format!("{so_far}36"), ","), first);
         // 3 alone is not a number the user wrote.
         assert_eq!(g.bonus(&format!("{so_far}3"), ","), 0.0);
         let city = r#"[{"name": "gcd", "arguments": {"city": ""#;
@@ -469,10 +618,61 @@ mod tests {
         // Words another field already took are not copied again; words written twice are.
         let taken = r#"[{"name": "gcd", "arguments": {"a": 36, "b": "#;
         assert_eq!(g.bonus(taken, "3"), 0.0);
-        assert_eq!(g.bonus(taken, "4"), COPY_BONUS);
+        assert_eq!(g.bonus(taken, "4"), COPY_BONUS + ORDER_BONUS);
         let twice = user("Add 5 and 5");
-        assert_eq!(twice.bonus(r#"{"a": 5, "b": "#, "5"), COPY_BONUS);
+        assert_eq!(
+            twice.bonus(r#"{"a": 5, "b": "#, "5"),
+            COPY_BONUS + ORDER_BONUS
+        );
         assert_eq!(twice.bonus(r#"{"a": 5, "b": 5, "c": "#, "5"), 0.0);
+    }
+
+    #[test]
+    fn names_and_quoted_phrases_are_copied_whole() {
+        let g = user(
+            "I'm at Riga, Latvia. Change the 'chicken dish' to extra spicy, Ana Lopez, I'm 34",
+        );
+        let city = r#"{"city": "Riga"#;
+        assert_eq!(g.bonus(city, "\""), 0.0);
+        assert_eq!(g.bonus(city, ","), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{city}, Latvia"), "\""), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{city}, Latvia"), "."), 0.0);
+        let item = r#"{"item": "chicken"#;
+        assert_eq!(g.bonus(item, "\""), 0.0);
+        assert_eq!(g.bonus(item, " dish"), COPY_BONUS);
+        assert_eq!(g.bonus(&format!("{item} dish"), "\""), COPY_BONUS);
+        // Lowercase words are no phrase; "I'm" does not continue a name.
+        assert_eq!(g.bonus(r#"{"level": "extra"#, "\""), COPY_BONUS);
+        assert_eq!(g.bonus(r#"{"name": "Ana Lopez"#, "\""), COPY_BONUS);
+        // Case folding keeps byte offsets.
+        assert_eq!(fold("İstanbul ÀB"), "İstanbul àb");
+    }
+
+    #[test]
+    fn numbers_are_copied_whole_and_in_order() {
+        let g =
+            user("Coefficients 5, 20, and -25; from x = -2 to 9.8, costing $200,000 in 2019-12");
+        let next = COPY_BONUS + ORDER_BONUS;
+        // After 5, the next number is 20: it is preferred to -25, which is still a copy.
+        assert_eq!(g.bonus(r#"{"a": 5, "b": "#, "2"), next);
+        assert_eq!(g.bonus(r#"{"a": 5, "b": "#, "-"), COPY_BONUS);
+        assert_eq!(g.bonus(r#"{"a": 5, "b": 20, "c": "#, "-"), next);
+        // A sign and a decimal's integer part belong to their number.
+        let range = user("from x = -2 to 9.8");
+        assert_eq!(range.bonus(r#"{"start": "#, "2"), 0.0);
+        assert_eq!(range.bonus(r#"{"start": "#, "-"), next);
+        assert_eq!(range.bonus(r#"{"start": -2, "end": "#, "8"), 0.0);
+        assert_eq!(range.bonus(r#"{"start": -2, "end": "#, "9"), next);
+        // Digit groups are copied without their separators; a date's parts are numbers.
+        assert_eq!(g.bonus(r#"{"cost": 200"#, "000"), COPY_BONUS);
+        assert_eq!(g.bonus(r#"{"cost": 200"#, ","), 0.0);
+        assert_eq!(g.bonus(r#"{"month": "#, "12"), COPY_BONUS);
+        // Digits in a string are a code's, not a number in order.
+        assert_eq!(user("Order B-2002").bonus(r#"{"id": ""#, "2"), COPY_BONUS);
+        assert_eq!(
+            without_thousands_separators("1,500,000 and 5,20 or 1,2345"),
+            "1500000 and 5,20 or 1,2345"
+        );
     }
 
     #[test]
