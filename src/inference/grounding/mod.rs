@@ -17,9 +17,15 @@
 //! of a word, and an answer that still names none of them gets the result appended as a plain
 //! sentence (a failed tool's error included), so what the tool said is always in the answer.
 
+mod answer;
+mod json;
+
+pub use answer::AnswerFacts;
+
 use serde_json::Value;
 
 use super::{ChatMessage, ToolCall, ToolSpec};
+use json::{Scalar, scalars};
 
 /// Logit bonus of a token that continues a copy of the user's words.
 pub const COPY_BONUS: f32 = 3.0;
@@ -44,16 +50,6 @@ pub struct Grounding {
     starts: Vec<usize>,
     /// The required arguments of each tool the call may name.
     required: Vec<(String, Vec<String>)>,
-}
-
-/// One scalar value in JSON text: where its content starts and (if it has) ends, in bytes.
-#[derive(Debug, Clone, PartialEq)]
-struct Scalar {
-    start: usize,
-    end: Option<usize>,
-    key: bool,
-    /// Containers open around it (a call's name is at 2, its arguments' keys at 3).
-    depth: usize,
 }
 
 impl Grounding {
@@ -169,6 +165,15 @@ impl Grounding {
         Some(end)
     }
 
+    /// Whether the user's list goes on with another number at `at` (", 90", " and 90").
+    fn list_continues(&self, at: usize) -> bool {
+        let rest = &self.source[at..];
+        [", and ", " and ", ", ", ",", " "]
+            .iter()
+            .find_map(|gap| rest.strip_prefix(gap))
+            .is_some_and(is_number)
+    }
+
     fn copies(&self, text: &str, whole: bool) -> bool {
         self.copied_from(text, whole).next().is_some()
     }
@@ -208,9 +213,20 @@ impl Grounding {
                 (true, Some(_)) => false,
                 (false, end) => {
                     let string = text[..v.start].ends_with('"');
+                    // A number that ends an item: the list goes on (", ") or closes ("]") as
+                    // the user's list does; a small model otherwise repeats the last items.
+                    let list_end = match end {
+                        Some(e) if v.in_array && !string => {
+                            Some(text[e..].trim_start().starts_with(']'))
+                        }
+                        _ => None,
+                    };
                     self.copied_from(content, end.is_some()).any(|at| {
                         !used.contains(&at)
                             && (!string || self.within_phrase(at, content.len(), end.is_some()))
+                            && list_end.is_none_or(|closes| {
+                                closes != self.list_continues(at + content.len())
+                            })
                     })
                 }
             }
@@ -387,183 +403,6 @@ fn required_of(tool: &ToolSpec) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The results of the tool calls that answer the last user message, for grounding the answer.
-#[derive(Debug, Clone)]
-pub struct AnswerFacts {
-    /// The results' values (strings and numbers), lowercased.
-    values: Vec<String>,
-    /// The results as one plain sentence.
-    statement: String,
-}
-
-/// How far back in the answer a value being written may have started, in bytes.
-const ANSWER_WINDOW: usize = 48;
-
-impl AnswerFacts {
-    /// The tool results after the last user message of `messages` (`tool` turns whose call
-    /// ids name the tool), or `None` when there are none.
-    pub fn from_turn(messages: &[ChatMessage]) -> Option<AnswerFacts> {
-        let turn = messages
-            .iter()
-            .rposition(|m| m.role == "user")
-            .map_or(messages, |i| &messages[i + 1..]);
-        let mut values = Vec::new();
-        let mut sentences = Vec::new();
-        for m in turn.iter().filter(|m| m.role == "tool") {
-            let name = messages
-                .iter()
-                .flat_map(|a| &a.tool_calls)
-                .find(|c| Some(&c.id) == m.tool_call_id.as_ref())
-                .map_or("the tool", |c| c.name.as_str());
-            let result: Value = serde_json::from_str(&m.content)
-                .unwrap_or_else(|_| Value::String(m.content.clone()));
-            collect_values(&result, &mut values);
-            sentences.push(match &result {
-                Value::Object(map) if map.len() == 1 && map.contains_key("error") => {
-                    format!("{name} failed: {}", plain(&map["error"]))
-                }
-                other => format!("{name} returned {}", plain(other)),
-            });
-        }
-        (!sentences.is_empty()).then(|| AnswerFacts {
-            values,
-            statement: sentences.join("; "),
-        })
-    }
-
-    /// The bonus for appending `token` to the answer `written` so far: [`COPY_BONUS`] when it
-    /// writes (the start of) one of the results' values from the start of a word.
-    pub fn bonus(&self, written: &str, token: &str) -> f32 {
-        let text = format!("{written}{token}").to_lowercase();
-        let written_len = written.to_lowercase().len();
-        let from = written_len.saturating_sub(ANSWER_WINDOW);
-        for (i, c) in text.char_indices().filter(|&(i, _)| i >= from) {
-            let at_word = text[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|p| !p.is_alphanumeric());
-            if c.is_whitespace() || !at_word {
-                continue;
-            }
-            let tail = text[i..].trim_end();
-            // The token must add to the value being written, not only follow it.
-            if i + tail.len() > written_len && self.values.iter().any(|v| v.starts_with(tail)) {
-                return COPY_BONUS;
-            }
-        }
-        0.0
-    }
-
-    /// What to append to `answer` so that it states the results: nothing when it already
-    /// names every one of their values.
-    pub fn missing_from(&self, answer: &str) -> Option<String> {
-        let answer = answer.to_lowercase();
-        let named = self.values.iter().all(|v| answer.contains(v.as_str()));
-        let sep = if answer.trim().is_empty() { "" } else { "\n\n" };
-        (!named).then(|| format!("{sep}({}.)", self.statement))
-    }
-}
-
-/// The strings and numbers in `value`, lowercased (single characters are too common to count).
-fn collect_values(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::String(s) if s.trim().chars().count() > 1 => out.push(s.trim().to_lowercase()),
-        Value::Number(n) => out.push(n.to_string()),
-        Value::Array(items) => items.iter().for_each(|v| collect_values(v, out)),
-        Value::Object(map) => map.values().for_each(|v| collect_values(v, out)),
-        _ => {}
-    }
-}
-
-/// A result as `key: value` pairs, the way a person would read it.
-fn plain(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", plain(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
-}
-
-/// The scalar values (strings, numbers, literals) of a JSON text, complete or not, in order.
-fn scalars(json: &str) -> Vec<Scalar> {
-    let mut out: Vec<Scalar> = Vec::new();
-    // Containers open at this point: true for an object.
-    let mut stack: Vec<bool> = Vec::new();
-    // In an object, whether the next string is a key.
-    let mut expect_key = false;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut bare: Option<usize> = None;
-    for (i, c) in json.char_indices() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-                if let Some(last) = out.last_mut() {
-                    last.end = Some(i);
-                }
-            }
-            continue;
-        }
-        if let Some(start) = bare {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.') {
-                continue;
-            }
-            bare = None;
-            out.push(Scalar {
-                start,
-                end: Some(i),
-                key: false,
-                depth: stack.len(),
-            });
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(Scalar {
-                    start: i + 1,
-                    end: None,
-                    key: expect_key,
-                    depth: stack.len(),
-                });
-            }
-            '{' => {
-                stack.push(true);
-                expect_key = true;
-            }
-            '[' => {
-                stack.push(false);
-                expect_key = false;
-            }
-            '}' | ']' => {
-                stack.pop();
-                expect_key = false;
-            }
-            ':' => expect_key = false,
-            ',' => expect_key = stack.last() == Some(&true),
-            c if c.is_ascii_alphanumeric() || c == '-' => bare = Some(i),
-            _ => {}
-        }
-    }
-    if let Some(start) = bare {
-        out.push(Scalar {
-            start,
-            end: None,
-            key: false,
-            depth: stack.len(),
-        });
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,17 +416,6 @@ mod tests {
             ],
             &[],
         )
-    }
-
-    #[test]
-    fn values_are_found_in_json_text() {
-        let v = scalars(r#"[{"name": "f", "arguments": {"a": 3, "b": "Lo"#);
-        let keys: Vec<bool> = v.iter().map(|s| s.key).collect();
-        assert_eq!(keys, [true, false, true, true, false, true, false]);
-        assert_eq!(v[4].end, Some(v[4].start + 1)); // 3
-        assert_eq!(v[6].end, None); // "Lo… still open
-        let nested = scalars(r#"{"a": [1, "x"], "b": {"c": true}}"#);
-        assert_eq!(nested.iter().filter(|s| !s.key).count(), 3);
     }
 
     #[test]
@@ -649,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn lists_close_where_the_users_list_ends() {
+        let g = user("Scores: 85, 90 and 88, set bins to 5");
+        let next = COPY_BONUS + ORDER_BONUS;
+        let list = r#"{"data": [85, 90, 88"#;
+        assert_eq!(g.bonus(list, "]"), next);
+        assert_eq!(g.bonus(list, ", "), 0.0);
+        let open = r#"{"data": [85, 90"#;
+        assert_eq!(g.bonus(open, ", "), next);
+        assert_eq!(g.bonus(open, "]"), 0.0);
+        // Repeating an item the user wrote once is no copy.
+        assert_eq!(g.bonus(r#"{"data": [85, 90, 88, "#, "8"), 0.0);
+    }
+
+    #[test]
     fn numbers_are_copied_whole_and_in_order() {
         let g =
             user("Coefficients 5, 20, and -25; from x = -2 to 9.8, costing $200,000 in 2019-12");
@@ -696,50 +538,6 @@ mod tests {
         // A tool it does not know: every argument counts as required.
         let other = r#"[{"name": "other", "arguments": {"zone": ""#;
         assert_eq!(g.bonus(other, "Tok"), COPY_BONUS);
-    }
-
-    fn turn_with_result(result: &str) -> Vec<ChatMessage> {
-        let mut call = ChatMessage::new("assistant", "");
-        call.tool_calls = vec![ToolCall {
-            id: "c1".into(),
-            name: "weather".into(),
-            arguments: json!({"city": "Oslo"}),
-        }];
-        let mut tool = ChatMessage::new("tool", result);
-        tool.tool_call_id = Some("c1".into());
-        vec![ChatMessage::new("user", "Weather in Oslo?"), call, tool]
-    }
-
-    #[test]
-    fn answers_are_steered_to_the_result_and_completed_with_it() {
-        let facts = AnswerFacts::from_turn(&turn_with_result(
-            r#"{"temperatureC": 17, "conditions": "Light rain"}"#,
-        ))
-        .unwrap();
-        assert_eq!(facts.bonus("It is", " 1"), COPY_BONUS);
-        assert_eq!(facts.bonus("It is 1", "7"), COPY_BONUS);
-        assert_eq!(facts.bonus("It is", " 2"), 0.0);
-        assert_eq!(facts.bonus("It is sunny with", " light"), COPY_BONUS);
-        assert_eq!(facts.bonus("It is sunny with light", " rain"), COPY_BONUS);
-        assert_eq!(facts.bonus("It is sunny with", " heavy"), 0.0);
-        // Inside a word is not the start of a value.
-        assert_eq!(facts.bonus("It is x", "17"), 0.0);
-        assert_eq!(facts.missing_from("17 degrees and LIGHT RAIN."), None);
-        assert!(facts.missing_from("It is 17 degrees.").is_some());
-        assert_eq!(
-            facts.missing_from("It is nice.").unwrap(),
-            "\n\n(weather returned temperatureC: 17, conditions: Light rain.)"
-        );
-        let failed =
-            AnswerFacts::from_turn(&turn_with_result(r#"{"error": "no city Oslo"}"#)).unwrap();
-        assert_eq!(
-            failed.missing_from("").unwrap(),
-            "(weather failed: no city Oslo.)"
-        );
-        // A new question starts a new turn: earlier results do not count.
-        let mut later = turn_with_result(r#"{"t": 1}"#);
-        later.push(ChatMessage::new("user", "Thanks!"));
-        assert!(AnswerFacts::from_turn(&later).is_none());
     }
 
     #[test]
