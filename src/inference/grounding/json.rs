@@ -13,6 +13,13 @@ pub struct Scalar {
     pub in_array: bool,
 }
 
+impl Scalar {
+    /// Its content in `json` (to the end of the text while it is still open).
+    pub fn content<'a>(&self, json: &'a str) -> &'a str {
+        &json[self.start..self.end.unwrap_or(json.len())]
+    }
+}
+
 /// The scalar values (strings, numbers, literals) of a JSON text, complete or not, in order.
 pub fn scalars(json: &str) -> Vec<Scalar> {
     let mut out: Vec<Scalar> = Vec::new();

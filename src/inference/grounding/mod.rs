@@ -182,9 +182,11 @@ impl Grounding {
     /// the value it writes stays a copy of the user's words, else 0.
     pub fn bonus(&self, written: &str, token: &str) -> f32 {
         let text = format!("{written}{token}");
-        let (touched, before): (Vec<Scalar>, Vec<Scalar>) = scalars(&text)
-            .into_iter()
+        let all = scalars(&text);
+        let (touched, before): (Vec<Scalar>, Vec<Scalar>) = all
+            .iter()
             .filter(|v| !v.key)
+            .cloned()
             .partition(|v| v.end.is_none_or(|e| e >= written.len()));
         if touched.is_empty() {
             return 0.0;
@@ -196,7 +198,7 @@ impl Grounding {
         // Where each earlier value was copied from, if it was.
         let mut used_by: Vec<Option<usize>> = Vec::new();
         for v in &before {
-            let content = &text[v.start..v.end.unwrap_or(text.len())];
+            let content = v.content(&text);
             let at = self
                 .copied_from(content, true)
                 .find(|at| !used.contains(at));
@@ -204,7 +206,7 @@ impl Grounding {
             used_by.push(at);
         }
         let all_copies = touched.iter().all(|v| {
-            let content = &text[v.start..v.end.unwrap_or(text.len())];
+            let content = v.content(&text);
             match (content.is_empty(), v.end) {
                 // A string just opened: every copy starts so. (Tokenizers also have tokens that
                 // open and close at once, or open with punctuation; a small model prefers
@@ -234,14 +236,14 @@ impl Grounding {
         if !all_copies {
             return 0.0;
         }
-        let copy = if self.in_optional(&text, &touched[0]) {
+        let copy = if self.in_optional(&text, &all, &touched[0]) {
             OPTIONAL_COPY_BONUS
         } else {
             COPY_BONUS
         };
         // Numbers are copied in the order the user wrote them: the next one after the number
         // the previous numeric value came from is preferred.
-        let content = |v: &Scalar| &text[v.start..v.end.unwrap_or(text.len())];
+        let content = |v: &Scalar| v.content(&text);
         let cursor = before
             .iter()
             .zip(&used_by)
@@ -268,10 +270,10 @@ impl Grounding {
 
     /// Whether `value` of the call JSON `text` lies in an optional argument of the called tool
     /// (one of the tools this grounding knows).
-    fn in_optional(&self, text: &str, value: &Scalar) -> bool {
-        let all = scalars(text);
+    /// (`all` are the scalars of `text`.)
+    fn in_optional(&self, text: &str, all: &[Scalar], value: &Scalar) -> bool {
         let before = all.iter().take_while(|s| s.start < value.start);
-        let content = |s: &Scalar| &text[s.start..s.end.unwrap_or(text.len())];
+        let content = |s: &Scalar| s.content(text);
         let mut tool = None;
         let mut field = None;
         let mut previous_key: Option<&Scalar> = None;
