@@ -17,7 +17,11 @@ use super::grounding::{self, AnswerFacts, Grounding};
 use super::local::Source;
 use super::sampling::{Sampler, SamplingParams};
 use super::template::{CHATML, ChatTemplate};
-use super::{FinishReason, GenerateRequest, Generation, InferenceError, Usage, tool_protocol};
+use super::tool_format::{Scan, ToolFormat};
+use super::{
+    FinishReason, GenerateRequest, Generation, InferenceError, ToolChoice, ToolSpec, Usage,
+    tool_format, tool_protocol,
+};
 
 /// Caches of finished sequences kept for their prefixes: at most this many, and this many
 /// bytes in all (the oldest go first).
@@ -42,6 +46,8 @@ pub struct ChatEngine {
     pub model: Arc<Model>,
     pub tokenizer: tokenizers::Tokenizer,
     template: ChatTemplate,
+    /// How this model calls tools, from its template.
+    pub format: ToolFormat,
     eos: Vec<u32>,
     pub grammar: Option<Grammar>,
     idle: Vec<Cached>,
@@ -57,11 +63,7 @@ impl ChatEngine {
         let content =
             candle_core::quantized::gguf_file::Content::read(&mut cursor).map_err(load)?;
         let tok = super::tokenizer::from_gguf(&content).map_err(InferenceError::Load)?;
-        let template_src = content
-            .metadata
-            .get("tokenizer.chat_template")
-            .and_then(|v| v.to_string().ok().cloned())
-            .unwrap_or_else(|| CHATML.to_string());
+        let template_src = template_source(&content);
         let token_text = |id: Option<u32>| {
             id.and_then(|i| tok.tokenizer.id_to_token(i))
                 .unwrap_or_default()
@@ -79,6 +81,7 @@ impl ChatEngine {
         Ok(ChatEngine {
             model: Arc::new(model),
             tokenizer: tok.tokenizer,
+            format: ToolFormat::of_template(&template_src),
             template,
             eos: tok.eos,
             grammar,
@@ -103,34 +106,48 @@ impl ChatEngine {
         self.tokenizer.decode(ids, false).unwrap_or_default()
     }
 
-    /// The prompt text for a request; when the request forces a tool call it presents the
-    /// tools and ends inside the call (see [`tool_protocol`]).
+    /// The prompt text for a request; when the request forces a tool call it ends inside the
+    /// call (see [`tool_protocol`] and [`tool_format`]).
     pub fn prompt(&self, req: &GenerateRequest) -> Result<String, InferenceError> {
-        // A call presents every tool of the request (the grammar admits only the forced ones),
-        // so the prompt is the one the call was decided on.
         let forced = tool_protocol::forced_tools(&req.tools, &req.tool_choice)?;
-        let all: Vec<&super::ToolSpec> = req.tools.iter().collect();
-        let mut prompt = self.render(req, forced.is_some().then_some(&all[..]))?;
+        let all: Vec<&ToolSpec> = req.tools.iter().collect();
+        let mut prompt = self.render(req, self.presents_tools(req)?.then_some(&all[..]))?;
         if forced.is_some() {
-            prompt.push_str(tool_protocol::OPEN);
+            prompt.push_str(&self.format.forced_opening());
         }
         Ok(prompt)
+    }
+
+    /// Whether `req`'s prompt presents its tools. A model that decides sees them whenever they
+    /// are offered; one that does not sees them only for a call, and then all of them (the
+    /// grammar admits only the forced ones), so the prompt is the one the call was decided on.
+    fn presents_tools(&self, req: &GenerateRequest) -> Result<bool, InferenceError> {
+        Ok(if self.format.decides() {
+            !req.tools.is_empty() && req.tool_choice != ToolChoice::None
+        } else {
+            tool_protocol::forced_tools(&req.tools, &req.tool_choice)?.is_some()
+        })
     }
 
     /// `req`'s conversation up to where the answer begins, presenting `tools` when given.
     fn render(
         &self,
         req: &GenerateRequest,
-        tools: Option<&[&super::ToolSpec]>,
+        tools: Option<&[&ToolSpec]>,
     ) -> Result<String, InferenceError> {
-        let mut messages = tool_protocol::template_messages(&req.messages, tools.is_some());
-        if let Some(tools) = tools {
-            messages =
-                tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
-        }
-        self.template
-            .render(&messages, true)
-            .map_err(InferenceError::InvalidRequest)
+        let rendered = if self.format.decides() {
+            let messages = tool_format::template_messages(&req.messages);
+            let tools = tools.map(tool_format::template_tools);
+            self.template.render(&messages, tools.as_ref(), true)
+        } else {
+            let mut messages = tool_protocol::template_messages(&req.messages, tools.is_some());
+            if let Some(tools) = tools {
+                messages =
+                    tool_protocol::with_system_text(&messages, &tool_protocol::system_text(tools));
+            }
+            self.template.render(&messages, None, true)
+        };
+        rendered.map_err(InferenceError::InvalidRequest)
     }
 
     /// How likely the model finds each of `continuations` as the start of its answer to
@@ -141,7 +158,7 @@ impl ChatEngine {
         req: &GenerateRequest,
         continuations: &[String],
     ) -> Result<Vec<f32>, InferenceError> {
-        let tools: Vec<&super::ToolSpec> = req.tools.iter().collect();
+        let tools: Vec<&ToolSpec> = req.tools.iter().collect();
         let prompt = self.render(req, (!tools.is_empty()).then_some(&tools[..]))?;
         let prompt = self.encode(&prompt)?;
         let continuations = continuations
@@ -216,34 +233,24 @@ impl ChatEngine {
         } else {
             req.max_tokens
         };
-        // Calls and structured answers are both written in the layout models were trained on,
-        // and both copy the user's words (names, numbers, codes) where they can.
+        // Calls and structured answers are both written in the layout models were trained on.
         let schema = match (&forced, &req.json_schema) {
-            (Some(tools), _) => Some(tool_protocol::call_schema(tools)),
+            (Some(tools), _) => Some(self.format.call_schema(tools)),
             (None, Some(answer)) => Some(self.settle_choices(answer, &prompt_tokens)?),
             (None, None) => None,
         };
-        let call_tools: Vec<super::ToolSpec> =
-            forced.iter().flatten().map(|t| (*t).clone()).collect();
-        // A text answer never contains a raw call (small models imitate earlier ones).
+        let call_tools: Vec<ToolSpec> = forced.iter().flatten().map(|t| (*t).clone()).collect();
+        // A model that decides may open a call in the middle of its answer; its grammar starts
+        // there ([`Sequence::open_call`]).
+        let offered = (forced.is_none() && self.format.decides() && self.presents_tools(req)?)
+            .then(|| req.tools.clone());
+        // A text answer of a model that does not decide never contains a raw call (small models
+        // imitate earlier ones).
         let mut stops = req.stop.clone();
-        if forced.is_none() {
+        if forced.is_none() && !self.format.decides() {
             stops.push(tool_protocol::OPEN.to_string());
         }
-        let constraint = match &schema {
-            Some(schema) => Some(
-                self.grammar
-                    .as_ref()
-                    .ok_or_else(|| {
-                        InferenceError::Failed(
-                            "constrained decoding is not available for this model".into(),
-                        )
-                    })?
-                    .matcher(schema)
-                    .map_err(InferenceError::InvalidRequest)?,
-            ),
-            None => None,
-        };
+        let constraint = schema.as_ref().map(|s| self.constraint(s)).transpose()?;
         // A call's arguments are taken from the request, not invented: the most likely tokens,
         // with no penalty on repeating one (JSON repeats its punctuation, and a request may
         // repeat a number).
@@ -251,19 +258,26 @@ impl ChatEngine {
             Some(_) => SamplingParams::greedy(),
             None => req.sampling.clone(),
         };
+        // A small model that does not decide is helped to copy the user's words (names,
+        // numbers, codes) into calls and structured answers, and the tool results into its
+        // answer; a model that decides writes its own.
+        let helped = !self.format.decides();
         let cached = self.cache_for(&prompt_tokens);
         let pending = prompt_tokens[cached.tokens.len()..].to_vec();
         Ok(Sequence {
             prompt_len: prompt_tokens.len(),
             cached,
             pending,
-            facts: (forced.is_none() && constraint.is_none())
+            facts: (helped && forced.is_none() && constraint.is_none())
                 .then(|| AnswerFacts::from_turn(&req.messages))
                 .flatten(),
-            grounding: constraint
-                .is_some()
+            grounding: (helped && constraint.is_some())
                 .then(|| Grounding::new(&req.messages, &call_tools)),
             call: forced.is_some().then_some(call_tools),
+            offered,
+            format: self.format,
+            call_at: None,
+            room: room - 1,
             max_tokens: budget.min(room - 1),
             stops,
             constraint,
@@ -273,6 +287,19 @@ impl ChatEngine {
             text: String::new(),
             finish: FinishReason::Length,
         })
+    }
+
+    /// A matcher that holds decoding to `schema`.
+    fn constraint(&self, schema: &Value) -> Result<Constraint, InferenceError> {
+        self.grammar
+            .as_ref()
+            .ok_or_else(|| {
+                InferenceError::Failed(
+                    "constrained decoding is not available for this model".into(),
+                )
+            })?
+            .matcher(schema)
+            .map_err(InferenceError::InvalidRequest)
     }
 
     /// Runs one pass for `sequences` (each its next tokens, at most [`PREFILL_CHUNK`] of a
@@ -437,6 +464,40 @@ fn favour(
     }
 }
 
+/// The chat template a model file carries (ChatML when it has none).
+fn template_source(content: &candle_core::quantized::gguf_file::Content) -> String {
+    content
+        .metadata
+        .get("tokenizer.chat_template")
+        .and_then(|v| v.to_string().ok().cloned())
+        .unwrap_or_else(|| CHATML.to_string())
+}
+
+/// How the model at `source` calls tools, read from its file's metadata alone (the weights
+/// are not loaded).
+pub fn tool_format_of(source: &Source) -> Result<ToolFormat, InferenceError> {
+    let load = |e: candle_core::Error| InferenceError::Load(e.to_string());
+    let content = match source {
+        Source::Path(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                InferenceError::Load(format!("cannot read {}: {e}", path.display()))
+            })?;
+            candle_core::quantized::gguf_file::Content::read(&mut std::io::BufReader::new(file))
+                .map_err(load)?
+        }
+        Source::Embedded(_) => {
+            let bytes = source.bytes("model.gguf", None)?;
+            let content = candle_core::quantized::gguf_file::Content::read(
+                &mut std::io::Cursor::new(&bytes[..]),
+            )
+            .map_err(load)?;
+            super::local::release(bytes);
+            content
+        }
+    };
+    Ok(ToolFormat::of_template(&template_source(&content)))
+}
+
 /// `ln softmax(logits)[token]`.
 pub fn log_softmax_at(logits: &[f32], token: u32) -> f32 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -452,8 +513,16 @@ pub struct Sequence {
     cached: Cached,
     /// Tokens to run before the next logits.
     pending: Vec<u32>,
-    /// The tools of a forced tool call (which is not streamed as text).
-    call: Option<Vec<super::ToolSpec>>,
+    /// The tools of the call being written (which is not streamed as text).
+    call: Option<Vec<ToolSpec>>,
+    /// The tools a model that decides may still open a call to, while it writes text.
+    offered: Option<Vec<ToolSpec>>,
+    format: ToolFormat,
+    /// Where the call opened in `text`, and where its JSON starts (a call in the middle of an
+    /// answer); `None` when the whole output is the call.
+    call_at: Option<(usize, usize)>,
+    /// Tokens the context has room for after the prompt.
+    room: usize,
     /// The user's words, which the values of a call or a structured answer copy.
     grounding: Option<Grounding>,
     /// The tool results a text answer reports.
@@ -553,19 +622,33 @@ impl Sequence {
         }
         self.out.extend_from_slice(&next);
         self.text = engine.decode(&self.out);
-        if let Some((cut, _)) = self
-            .stops
-            .iter()
-            .filter_map(|s| self.text.find(s.as_str()).map(|i| (i, s)))
-            .min_by_key(|(i, _)| *i)
+        // Stop sequences end text; a call's JSON is held by its grammar alone.
+        if self.call.is_none()
+            && let Some((cut, _)) = self
+                .stops
+                .iter()
+                .filter_map(|s| self.text.find(s.as_str()).map(|i| (i, s)))
+                .min_by_key(|(i, _)| *i)
         {
             self.text.truncate(cut);
             self.finish = FinishReason::Stop;
             return Ok(false);
         }
+        let mut ready = self.text.len();
+        if self.offered.is_some() {
+            match self.format.scan(&self.text) {
+                Scan::Call { at, body } => {
+                    if self.open_call(engine, at, body, &mut next)? {
+                        self.emit(at, on_delta)?;
+                        self.pending = next;
+                        return Ok(true);
+                    }
+                }
+                Scan::Text { ready: r } => ready = r,
+            }
+        }
         // Hold back an incomplete character and anything that may start a stop sequence.
         let text = &self.text;
-        let mut ready = text.len();
         if text.ends_with('\u{FFFD}') {
             ready -= '\u{FFFD}'.len_utf8();
         }
@@ -577,15 +660,8 @@ impl Sequence {
                 }
             }
         }
-        if self.call.is_none()
-            && ready > self.emitted
-            && text.is_char_boundary(ready)
-            && text.is_char_boundary(self.emitted)
-        {
-            if !on_delta(&text[self.emitted..ready]) {
-                return Err(InferenceError::Cancelled);
-            }
-            self.emitted = ready;
+        if self.call.is_none() {
+            self.emit(ready, on_delta)?;
         }
         if self.constraint.as_ref().is_some_and(|c| c.is_stopped()) {
             self.finish = FinishReason::Stop;
@@ -595,6 +671,67 @@ impl Sequence {
             return Ok(false);
         }
         self.pending = next;
+        Ok(true)
+    }
+
+    /// Hands out the text up to byte `ready` not handed out yet.
+    fn emit(
+        &mut self,
+        ready: usize,
+        on_delta: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<(), InferenceError> {
+        let text = &self.text;
+        if ready > self.emitted
+            && text.is_char_boundary(ready)
+            && text.is_char_boundary(self.emitted)
+        {
+            if !on_delta(&text[self.emitted..ready]) {
+                return Err(InferenceError::Cancelled);
+            }
+            self.emitted = ready;
+        }
+        Ok(())
+    }
+
+    /// The model opened a call at byte `at` of its text (its JSON starts at `body`): from here
+    /// decoding is held to the call grammar of the offered tools. What the model already wrote
+    /// of the JSON is fed to the grammar; the format's separator is written for it when
+    /// nothing follows the opening yet (its tokens join `next`). `false` when what was written
+    /// cannot begin a call, which leaves it text.
+    fn open_call(
+        &mut self,
+        engine: &ChatEngine,
+        at: usize,
+        body: usize,
+        next: &mut Vec<u32>,
+    ) -> Result<bool, InferenceError> {
+        let Some(tools) = self.offered.take() else {
+            return Ok(false);
+        };
+        let refs: Vec<&ToolSpec> = tools.iter().collect();
+        let mut constraint = engine.constraint(&self.format.call_schema(&refs))?;
+        let after = &self.text[body..];
+        let written = after.trim_start();
+        let mut json_from = self.text.len() - written.len();
+        if !written.is_empty() {
+            if constraint.consume(&engine.encode(written)?).is_err() {
+                return Ok(false);
+            }
+        } else if after.is_empty() && !self.format.separator().is_empty() {
+            let separator = engine.encode(self.format.separator())?;
+            self.out.extend_from_slice(&separator);
+            next.extend_from_slice(&separator);
+            self.text = engine.decode(&self.out);
+            json_from = self.text.len();
+        }
+        tracing::debug!(target: "edgestra::inference", before = %&self.text[..at], "the model opened a tool call");
+        self.call = Some(tools);
+        self.constraint = Some(constraint);
+        self.call_at = Some((at, json_from));
+        self.max_tokens = self
+            .max_tokens
+            .max(self.out.len() + CALL_TOKENS)
+            .min(self.room);
         Ok(true)
     }
 
@@ -628,7 +765,11 @@ impl Sequence {
         };
         if let Some(tools) = &self.call {
             tracing::trace!(target: "edgestra::inference", %text, "call written");
-            let mut calls = tool_protocol::parse_calls(&text)?;
+            let (before, body) = match self.call_at {
+                Some((at, json_from)) => (text[..at].to_string(), &text[json_from..]),
+                None => (String::new(), &text[..]),
+            };
+            let mut calls = self.format.parse(body)?;
             for c in &mut calls {
                 if let (Some(tool), Some(grounding)) =
                     (tools.iter().find(|t| t.name == c.name), &self.grounding)
@@ -637,7 +778,7 @@ impl Sequence {
                 }
             }
             return Ok(Generation {
-                text: String::new(),
+                text: before,
                 finish_reason: FinishReason::ToolCalls,
                 usage,
                 tool_calls: calls,

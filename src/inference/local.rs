@@ -14,8 +14,9 @@ use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use super::chat::{ChatEngine, Sequence};
+use super::chat::{ChatEngine, Sequence, tool_format_of};
 use super::embedder::BertEmbedder;
+use super::tool_format::ToolFormat;
 use super::{Embedder, GenerateRequest, Generation, Generator, InferenceError, embedded};
 
 /// Requests that may wait for a local model before new ones are refused with 429.
@@ -127,6 +128,9 @@ pub struct LocalChat {
     name: String,
     queue: SyncSender<Job>,
     capacity: usize,
+    source: Source,
+    /// How the model calls tools, read from its file the first time it is asked.
+    format: OnceLock<ToolFormat>,
 }
 
 impl LocalChat {
@@ -141,6 +145,7 @@ impl LocalChat {
     /// A worker that runs up to `batch` generations together, with `queue` more waiting.
     pub fn start(name: &str, source: Source, queue: usize, batch: usize) -> LocalChat {
         let (tx, rx) = sync_channel(queue);
+        let kept = source.clone();
         let thread_name = format!("edgestra-chat-{name}");
         let batch = batch.max(1);
         std::thread::Builder::new()
@@ -151,6 +156,8 @@ impl LocalChat {
             name: name.to_string(),
             queue: tx,
             capacity: queue,
+            source: kept,
+            format: OnceLock::new(),
         }
     }
 }
@@ -287,8 +294,12 @@ impl Generator for LocalChat {
     fn provider(&self) -> &str {
         "edgestra.local"
     }
+    /// Models whose template renders tools decide by themselves ([`ToolFormat`]); a file that
+    /// cannot be read decides nothing (its load error is reported on the first request).
     fn decides_tool_use(&self) -> bool {
-        false
+        self.format
+            .get_or_init(|| tool_format_of(&self.source).unwrap_or(ToolFormat::Listed))
+            .decides()
     }
     fn holds_to_schema(&self) -> bool {
         true

@@ -17,6 +17,7 @@ pub mod remote;
 pub mod sampling;
 pub mod template;
 pub mod tokenizer;
+pub mod tool_format;
 pub mod tool_protocol;
 
 use serde::{Deserialize, Serialize};
@@ -154,8 +155,9 @@ pub trait Generator: Send + Sync {
     /// Provider name as reported to clients (`provider`).
     fn provider(&self) -> &str;
     /// Whether the model itself decides between calling a tool and answering when
-    /// `tool_choice` is `Auto`. Local models do not (see [`tool_protocol`]): with `Auto` they
-    /// answer in text, and the caller decides when a call is due.
+    /// `tool_choice` is `Auto`. Local models whose template does not render tools do not (see
+    /// [`tool_protocol`]): with `Auto` they answer in text, and the caller decides when a call
+    /// is due; those whose template does decide in their own format ([`tool_format`]).
     fn decides_tool_use(&self) -> bool {
         true
     }

@@ -39,15 +39,18 @@ impl ChatTemplate {
     }
 
     /// Renders `messages` (`[{role, content}, …]`), ending with the assistant's turn opener
-    /// when `add_generation_prompt`.
+    /// when `add_generation_prompt`; `tools` (the OpenAI function form) are passed for templates
+    /// that present them.
     pub fn render(
         &self,
         messages: &[Value],
+        tools: Option<&Value>,
         add_generation_prompt: bool,
     ) -> Result<String, String> {
         let tmpl = self.env.get_template("chat").map_err(|e| e.to_string())?;
         tmpl.render(context! {
             messages => minijinja::Value::from(minijinja::value::Serde(messages)),
+            tools => tools.map(|t| minijinja::Value::from(minijinja::value::Serde(t))),
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos.as_str(),
             eos_token => self.eos.as_str(),
@@ -65,7 +68,7 @@ mod tests {
     fn renders_chatml() {
         let t = ChatTemplate::new(CHATML, "", "<|im_end|>").unwrap();
         let out = t
-            .render(&[json!({"role": "user", "content": "Hi"})], true)
+            .render(&[json!({"role": "user", "content": "Hi"})], None, true)
             .unwrap();
         assert_eq!(
             out,
@@ -78,12 +81,12 @@ mod tests {
         let src = "{% for m in messages %}{{ m['content'].strip() }}{% if m['role'] == 'bad' %}{{ raise_exception('no bad roles') }}{% endif %}{% endfor %}";
         let t = ChatTemplate::new(src, "", "").unwrap();
         assert_eq!(
-            t.render(&[json!({"role": "user", "content": "  x  "})], false)
+            t.render(&[json!({"role": "user", "content": "  x  "})], None, false)
                 .unwrap(),
             "x"
         );
         let err = t
-            .render(&[json!({"role": "bad", "content": ""})], false)
+            .render(&[json!({"role": "bad", "content": ""})], None, false)
             .unwrap_err();
         assert!(err.contains("no bad roles"), "{err}");
     }

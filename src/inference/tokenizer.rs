@@ -87,7 +87,13 @@ pub fn from_gguf(ct: &Content) -> Result<GgufTokenizer, String> {
 
     let id = |key: &str| ct.metadata.get(key).and_then(|v| v.to_u32().ok());
     let mut eos: Vec<u32> = id("tokenizer.ggml.eos_token_id").into_iter().collect();
-    for name in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>"] {
+    for name in [
+        "<|im_end|>",
+        "<|endoftext|>",
+        "<|eot_id|>",
+        "<|eom_id|>",
+        "<|end|>",
+    ] {
         if let Some(i) = tokenizer.token_to_id(name)
             && !eos.contains(&i)
         {

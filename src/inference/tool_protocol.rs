@@ -51,23 +51,33 @@ pub fn system_text(tools: &[&ToolSpec]) -> String {
 
 /// The schema of what follows `<tool_call>`: one call to one of `tools`.
 pub fn call_schema(tools: &[&ToolSpec]) -> Value {
+    json!({"type": "array", "items": one_call(tools, "arguments", true), "minItems": 1, "maxItems": 1})
+}
+
+/// The schema of one call object, `{"name": …, "<arguments_key>": {…}}`, to one of `tools` with
+/// arguments valid for it; with `guard`, free-form strings are held to [`ARGUMENT_PATTERN`].
+pub fn one_call(tools: &[&ToolSpec], arguments_key: &str, guard: bool) -> Value {
     let alternatives: Vec<Value> = tools
         .iter()
         .map(|t| {
+            let arguments = if guard {
+                guard_strings(&t.parameters)
+            } else {
+                t.parameters.clone()
+            };
             json!({
                 "type": "object",
-                "properties": {"name": {"const": t.name}, "arguments": guard_strings(&t.parameters)},
-                "required": ["name", "arguments"],
+                "properties": {"name": {"const": t.name}, arguments_key: arguments},
+                "required": ["name", arguments_key],
                 "additionalProperties": false
             })
         })
         .collect();
-    let item = if alternatives.len() == 1 {
+    if alternatives.len() == 1 {
         alternatives.into_iter().next().unwrap_or_default()
     } else {
         json!({"anyOf": alternatives})
-    };
-    json!({"type": "array", "items": item, "minItems": 1, "maxItems": 1})
+    }
 }
 
 /// What a free-form string argument may hold: one non-empty line that does not begin with a
@@ -108,25 +118,38 @@ fn guard_strings(schema: &Value) -> Value {
 
 /// The calls in the JSON the model wrote after `<tool_call>`.
 pub fn parse_calls(json_text: &str) -> Result<Vec<ToolCall>, InferenceError> {
-    let bad =
-        |why: String| InferenceError::Failed(format!("the model wrote a bad tool call: {why}"));
-    let value: Value = serde_json::from_str(json_text.trim()).map_err(|e| bad(e.to_string()))?;
+    let value: Value =
+        serde_json::from_str(json_text.trim()).map_err(|e| bad_call(e.to_string()))?;
     let Value::Array(items) = value else {
-        return Err(bad("not a list of calls".into()));
+        return Err(bad_call("not a list of calls".into()));
     };
-    items
-        .into_iter()
-        .map(|item| {
-            let name = item["name"]
-                .as_str()
-                .ok_or_else(|| bad("a call has no name".into()))?;
-            Ok(ToolCall {
-                id: new_call_id(),
-                name: name.to_string(),
-                arguments: item.get("arguments").cloned().unwrap_or(json!({})),
-            })
-        })
-        .collect()
+    items.into_iter().map(call_from).collect()
+}
+
+fn bad_call(why: String) -> InferenceError {
+    InferenceError::Failed(format!("the model wrote a bad tool call: {why}"))
+}
+
+/// One call object: its `name`, and its `arguments` (Llama 3 calls them `parameters`).
+pub fn call_from(item: Value) -> Result<ToolCall, InferenceError> {
+    let name = item["name"]
+        .as_str()
+        .ok_or_else(|| bad_call("a call has no name".into()))?;
+    let arguments = item
+        .get("arguments")
+        .or_else(|| item.get("parameters"))
+        .cloned()
+        .unwrap_or(json!({}));
+    if !arguments.is_object() {
+        return Err(bad_call(format!(
+            "the arguments of `{name}` are not an object"
+        )));
+    }
+    Ok(ToolCall {
+        id: new_call_id(),
+        name: name.to_string(),
+        arguments,
+    })
 }
 
 /// A fresh tool-call id in the style providers use.

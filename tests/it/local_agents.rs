@@ -164,3 +164,69 @@ async fn local_structured_answers_reflect_the_input() {
     );
     s.stop().await;
 }
+
+/// An agent on a model file of its own whose template renders tools (a tiny random-weight
+/// model with a Hermes-format template, as Qwen's files carry): the model is shown the tools by
+/// its own template, writes its calls in its own format under the call grammar, and decides by
+/// itself when the choice is left to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_its_own_model_file_calls_tools_in_the_model_format() {
+    use candle_core::quantized::GgmlDType;
+    use edgestra::inference::engine::tiny::TinySpec;
+    use edgestra::inference::engine::tiny_chat::{HERMES, HERMES_SPECIALS, tiny_chat_gguf};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny-qwen2.gguf");
+    let spec = TinySpec {
+        arch: "qwen2",
+        dtype: GgmlDType::Q8_0,
+        seed: 5,
+    };
+    std::fs::write(&path, tiny_chat_gguf(&spec, HERMES, HERMES_SPECIALS)).unwrap();
+    let yaml = format!(
+        r#"
+models:
+  own: {{ path: "{}" }}
+tools:
+  weather:
+    description: Current weather for a city
+    input_schema:
+      type: object
+      properties:
+        city: {{ type: string, maxLength: 8 }}
+      required: [city]
+    jq: '{{city: .city, temperatureC: 17}}'
+agents:
+  helper:
+    instructions: You help.
+    model: own
+    tools: [weather]
+"#,
+        path.display()
+    );
+    let s = TestServer::start(&yaml).await;
+    let r = s
+        .post(
+            "/api/agents/helper/generate",
+            json!({"messages": "Weather in Oslo?", "toolChoice": "required", "maxSteps": 1, "temperature": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    let (tool, args) = first_call(&v);
+    assert_eq!(tool, "weather", "{v}");
+    assert!(args["city"].is_string(), "{v}");
+    assert_eq!(
+        v["steps"][0]["toolResults"][0]["result"]["temperatureC"], 17,
+        "{v}"
+    );
+    // Left to decide, the model answers (in text or with a call) and the run completes.
+    let r = s
+        .post(
+            "/api/agents/helper/generate",
+            json!({"messages": "Hello there", "maxSteps": 2, "maxTokens": 8, "temperature": 0}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    s.stop().await;
+}

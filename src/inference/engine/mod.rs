@@ -13,6 +13,7 @@ pub mod pool;
 pub mod quant;
 pub mod simd;
 pub mod tiny;
+pub mod tiny_chat;
 
 pub use model::{ARCHITECTURES, KvCache, MAX_CONTEXT, Model, Scratch, Step};
 pub use pool::Pool;

@@ -197,6 +197,17 @@ impl Tensors {
 ///
 /// Panics on an architecture not in [`ARCHS`] or a type candle cannot quantize to.
 pub fn tiny_gguf(spec: &TinySpec) -> Vec<u8> {
+    write(spec, VOCAB, CONTEXT, Vec::new())
+}
+
+/// The file of `spec` with a vocabulary of `vocab` tokens, a context of `context` and the
+/// metadata `extra` besides the model's own.
+pub(super) fn write(
+    spec: &TinySpec,
+    vocab: usize,
+    context: usize,
+    extra: Vec<(String, Value)>,
+) -> Vec<u8> {
     let arch = arch_of(spec.arch);
     let name = spec.arch;
     let hidden = hidden_size(spec.dtype);
@@ -211,7 +222,7 @@ pub fn tiny_gguf(spec: &TinySpec) -> Vec<u8> {
         ("general.name".into(), Value::String(format!("tiny-{name}"))),
     ];
     let mut key = |k: &str, v: Value| metadata.push((format!("{name}.{k}"), v));
-    key("context_length", u32_of(CONTEXT));
+    key("context_length", u32_of(context));
     key("embedding_length", u32_of(hidden));
     key("block_count", u32_of(LAYERS));
     key("feed_forward_length", u32_of(ffn));
@@ -231,10 +242,10 @@ pub fn tiny_gguf(spec: &TinySpec) -> Vec<u8> {
         seed: spec.seed,
         list: Vec::new(),
     };
-    t.matrix("token_embd.weight", VOCAB, hidden, 0.1);
+    t.matrix("token_embd.weight", vocab, hidden, 0.1);
     t.norm("output_norm.weight", hidden);
     if arch.own_output {
-        t.matrix("output.weight", VOCAB, hidden, 0.05);
+        t.matrix("output.weight", vocab, hidden, 0.05);
     }
     for layer in 0..LAYERS {
         let p = format!("blk.{layer}");
@@ -274,6 +285,7 @@ pub fn tiny_gguf(spec: &TinySpec) -> Vec<u8> {
         }
     }
 
+    metadata.extend(extra);
     let metadata: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensors: Vec<(&str, &QTensor)> = t.list.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut out = Cursor::new(Vec::new());
