@@ -240,10 +240,13 @@ impl ChatEngine {
             (None, None) => None,
         };
         let call_tools: Vec<ToolSpec> = forced.iter().flatten().map(|t| (*t).clone()).collect();
-        // A model that decides may open a call in the middle of its answer; its grammar starts
-        // there ([`Sequence::open_call`]).
-        let offered = (forced.is_none() && self.format.decides() && self.presents_tools(req)?)
-            .then(|| req.tools.clone());
+        // A model that decides may open a call in the middle of a text answer; its grammar
+        // starts there ([`Sequence::open_call`]). A structured answer is held to its own schema.
+        let offered = (forced.is_none()
+            && req.json_schema.is_none()
+            && self.format.decides()
+            && self.presents_tools(req)?)
+        .then(|| req.tools.clone());
         // A text answer of a model that does not decide never contains a raw call (small models
         // imitate earlier ones).
         let mut stops = req.stop.clone();

@@ -253,10 +253,11 @@ pub fn with_system_text(messages: &[Value], extra: &str) -> Vec<Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec(name: &str) -> ToolSpec {
+    /// A tool `name` with one required number `x`.
+    pub(crate) fn spec(name: &str) -> ToolSpec {
         ToolSpec {
             name: name.into(),
             description: format!("{name} things"),

@@ -264,6 +264,16 @@ fn text_that_never_opens_a_call_stays_text() {
         assert!(g.tool_calls.is_empty(), "{g:?}");
         assert_eq!((g.text.as_str(), deltas.as_str()), (script, script));
     }
+    // A structured answer opens with a brace too, and is held to its own schema, not a call's.
+    let mut engine = ChatEngine::load(&Source::Path(model_file(dir.path(), &FAMILIES[2]))).unwrap();
+    let mut req = request(ToolChoice::Auto, 64);
+    let schema =
+        json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+    req.json_schema = Some(schema.clone());
+    let g = engine.generate(&req, &mut |_| true).unwrap();
+    assert!(g.tool_calls.is_empty(), "{g:?}");
+    let answer: serde_json::Value = serde_json::from_str(&g.text).unwrap();
+    assert!(jsonschema::is_valid(&schema, &answer), "{answer}");
 }
 
 #[tokio::test]

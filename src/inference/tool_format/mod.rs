@@ -216,15 +216,7 @@ mod engine_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(name: &str) -> ToolSpec {
-        ToolSpec {
-            name: name.into(),
-            description: format!("{name} things"),
-            parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
-            ..Default::default()
-        }
-    }
+    use crate::inference::tool_protocol::tests::spec;
 
     #[test]
     fn the_template_tells_the_format() {
@@ -271,36 +263,47 @@ mod tests {
     fn call_schemas_admit_one_valid_call_in_the_format() {
         let tools = [spec("weather"), spec("time")];
         let refs: Vec<&ToolSpec> = tools.iter().collect();
-        let valid = |format: ToolFormat, v: Value| {
+        let valid = |format: ToolFormat, v: &Value| {
             jsonschema::validator_for(&format.call_schema(&refs))
                 .unwrap()
-                .is_valid(&v)
+                .is_valid(v)
         };
-        assert!(valid(
-            ToolFormat::Hermes,
-            json!({"name": "time", "arguments": {"city": "Oslo"}})
-        ));
-        assert!(!valid(
-            ToolFormat::Hermes,
-            json!({"name": "other", "arguments": {"city": "Oslo"}})
-        ));
-        assert!(!valid(
-            ToolFormat::Hermes,
-            json!({"name": "time", "arguments": {}})
-        ));
-        assert!(valid(
-            ToolFormat::LlamaJson,
-            json!({"name": "time", "parameters": {"city": "Oslo"}})
-        ));
-        assert!(!valid(
-            ToolFormat::LlamaJson,
-            json!({"name": "time", "arguments": {"city": "Oslo"}})
-        ));
-        assert!(valid(
-            ToolFormat::Mistral,
-            json!([{"name": "time", "arguments": {"city": "Oslo"}}, {"name": "weather", "arguments": {"city": "Rome"}}])
-        ));
-        assert!(!valid(ToolFormat::Mistral, json!([])));
+        let cases = [
+            (
+                ToolFormat::Hermes,
+                json!({"name": "time", "arguments": {"x": 1}}),
+                true,
+            ),
+            (
+                ToolFormat::Hermes,
+                json!({"name": "other", "arguments": {"x": 1}}),
+                false,
+            ),
+            (
+                ToolFormat::Hermes,
+                json!({"name": "time", "arguments": {}}),
+                false,
+            ),
+            (
+                ToolFormat::LlamaJson,
+                json!({"name": "time", "parameters": {"x": 1}}),
+                true,
+            ),
+            (
+                ToolFormat::LlamaJson,
+                json!({"name": "time", "arguments": {"x": 1}}),
+                false,
+            ),
+            (
+                ToolFormat::Mistral,
+                json!([{"name": "time", "arguments": {"x": 1}}, {"name": "weather", "arguments": {"x": 2}}]),
+                true,
+            ),
+            (ToolFormat::Mistral, json!([]), false),
+        ];
+        for (format, call, expected) in cases {
+            assert_eq!(valid(format, &call), expected, "{format:?} {call}");
+        }
     }
 
     #[test]
