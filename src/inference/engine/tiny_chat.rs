@@ -80,8 +80,8 @@ Call one by writing <tool_call>
 {{ m.content }}
 </tool_response><|im_end|>
 {% elif m.tool_calls %}<|im_start|>assistant
-{{ m.content }}{% for c in m.tool_calls %}<tool_call>
-{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}
+{{ m.content }}{% for c in m.tool_calls %}{% if c.function is defined %}{% set c = c.function %}{% endif %}<tool_call>
+{"name": "{{ c.name }}", "arguments": {{ c.arguments | tojson }}}
 </tool_call>{% endfor %}<|im_end|>
 {% else %}<|im_start|>{{ m.role }}
 {{ m.content }}<|im_end|>

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::ToolFormat;
 use crate::inference::chat::ChatEngine;
+use crate::inference::constrained::to_layout;
 use crate::inference::engine::tiny::TinySpec;
 use crate::inference::engine::tiny_chat::{
     HERMES, HERMES_SPECIALS, LLAMA, LLAMA_SPECIALS, MISTRAL, MISTRAL_SPECIALS, PLAIN,
@@ -212,7 +213,8 @@ fn each_family_renders_tools_and_writes_forced_calls_in_its_format() {
                 "{prompt}"
             );
             if family.format.decides() {
-                assert!(prompt.contains(&g.tool_calls[0].name), "{prompt}");
+                let arguments = to_layout(&g.tool_calls[0].arguments);
+                assert!(prompt.contains(&arguments), "{arguments} in {prompt}");
             }
         }
         // Offered tools are presented to a model that decides; none when the choice is none.
