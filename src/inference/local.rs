@@ -194,7 +194,7 @@ fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
             }
             let started = Instant::now();
             let loaded = engine.get_or_insert_with(|| {
-                let e = ChatEngine::load(&source);
+                let e = unwound(|| ChatEngine::load(&source), "while loading");
                 tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
                 e
             });
@@ -207,26 +207,24 @@ fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
             };
             match job {
                 Job::Score(job) => {
-                    let scored = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        engine.score(&job.req, &job.continuations)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(InferenceError::Failed(
-                            "the model failed while scoring".into(),
-                        ))
-                    });
+                    let scored = unwound(
+                        || engine.score(&job.req, &job.continuations),
+                        "while scoring",
+                    );
                     let _ = job.reply.send(scored);
                 }
-                Job::Generate(job) => match engine.begin(&job.req) {
-                    Ok(seq) => active.push(Running {
-                        seq,
-                        job,
-                        done: None,
-                    }),
-                    Err(e) => {
-                        let _ = job.reply.send(Err(e));
+                Job::Generate(job) => {
+                    match unwound(|| engine.begin(&job.req), "while starting a generation") {
+                        Ok(seq) => active.push(Running {
+                            seq,
+                            job,
+                            done: None,
+                        }),
+                        Err(e) => {
+                            let _ = job.reply.send(Err(e));
+                        }
                     }
-                },
+                }
             }
         }
         let Some(Ok(engine)) = engine.as_mut() else {
@@ -276,6 +274,20 @@ fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
             engine.recycle(r.seq.into_cache());
         }
     }
+}
+
+/// `work()`, with a panic in it (a bug) turned into an error, so that the worker thread, and
+/// every later request on the model, survive it.
+fn unwound<T>(
+    work: impl FnOnce() -> Result<T, InferenceError>,
+    doing: &str,
+) -> Result<T, InferenceError> {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        tracing::error!(target: "edgestra::inference", "the model worker panicked {doing}");
+        Err(InferenceError::Failed(format!(
+            "the model failed {doing}; the server's log has the details"
+        )))
+    })
 }
 
 /// Ends every generation of a failed pass with `e` (their caches are dropped).
@@ -389,12 +401,13 @@ impl LocalEmbedder {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let m = model.get_or_insert_with(|| load_bert(&source));
+                    let m = model
+                        .get_or_insert_with(|| unwound(|| load_bert(&source), "while loading"));
                     let result = match m {
                         Err(e) => Err(e.clone()),
                         Ok(m) => {
                             let refs: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-                            m.embed(&refs)
+                            unwound(|| m.embed(&refs), "while embedding")
                         }
                     };
                     let _ = job.reply.send(result);
@@ -570,6 +583,16 @@ mod tests {
             .generate(&greedy("Write a poem.", 50), &mut |_| false)
             .unwrap_err();
         assert!(matches!(err, InferenceError::Cancelled));
+    }
+
+    #[test]
+    fn a_panic_in_a_worker_job_is_an_error_not_a_dead_worker() {
+        let failed = unwound::<()>(|| panic!("a bug"), "while testing").unwrap_err();
+        assert!(
+            matches!(&failed, InferenceError::Failed(m) if m.contains("while testing")),
+            "{failed:?}"
+        );
+        assert_eq!(unwound(|| Ok(3), "while testing").unwrap(), 3);
     }
 
     #[test]

@@ -344,7 +344,9 @@ pub async fn thread_messages_paginated(
     // `include` adds the named messages with their neighbours, whatever the page.
     for (mid, before, after) in &select.include {
         if let Some(i) = all.iter().position(|m| &m.id == mid) {
-            for m in &all[i.saturating_sub(*before)..=(i + after).min(all.len() - 1)] {
+            // Counts are the client's: as large as it likes.
+            let last = i.saturating_add(*after).min(all.len() - 1);
+            for m in &all[i.saturating_sub(*before)..=last] {
                 if !chosen.iter().any(|c| c.id == m.id) {
                     chosen.push(m.clone());
                 }
@@ -352,7 +354,7 @@ pub async fn thread_messages_paginated(
         }
     }
     chosen.sort_by_key(|m| m.created_at);
-    let has_more = start + per_page < total;
+    let has_more = start.saturating_add(per_page) < total;
     let messages: Vec<Value> = if v2 {
         chosen
             .iter()

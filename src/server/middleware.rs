@@ -132,9 +132,51 @@ pub async fn json_errors(req: &mut Request, res: &mut Response, ctrl: &mut FlowC
             StatusCode::METHOD_NOT_ALLOWED => {
                 format!("Method {} is not allowed on {path}", req.method())
             }
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                "the server failed while handling this request; its log has the details".to_string()
+            }
             other => other.canonical_reason().unwrap_or("Error").to_string(),
         };
         ApiError::new(code, message).render(res);
         ctrl.skip_rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use salvo::prelude::*;
+    use salvo::test::{ResponseExt, TestClient};
+
+    #[handler]
+    async fn panicking() -> &'static str {
+        panic!("a handler bug")
+    }
+
+    #[handler]
+    async fn fine() -> &'static str {
+        "fine"
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_json_500_and_the_service_goes_on() {
+        let router = Router::new()
+            .push(Router::with_path("api/boom").get(panicking))
+            .push(Router::with_path("api/fine").get(fine));
+        let service = super::super::hardened(Service::new(router));
+        let mut res = TestClient::get("http://127.0.0.1/api/boom")
+            .send(&service)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::INTERNAL_SERVER_ERROR));
+        let body: serde_json::Value = res.take_json().await.unwrap();
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("failed") && !e.contains("handler bug")),
+            "{body}"
+        );
+        let mut res = TestClient::get("http://127.0.0.1/api/fine")
+            .send(&service)
+            .await;
+        assert_eq!(res.take_string().await.unwrap(), "fine");
     }
 }

@@ -542,5 +542,14 @@ fn service(state: Arc<AppState>) -> Service {
     if let Some(cors) = cors(&state.project) {
         service = service.hoop(cors);
     }
-    service.catcher(Catcher::default().hoop(middleware::json_errors))
+    hardened(service)
+}
+
+/// `service` with its failures answered as JSON: a handler that panics gets a 500 (the
+/// panic is caught at the root, logged, and the connection kept), and every error status
+/// without a body of its own gets the API's error body.
+pub(crate) fn hardened(service: Service) -> Service {
+    service
+        .hoop(salvo::catch_panic::CatchPanic::new())
+        .catcher(Catcher::default().hoop(middleware::json_errors))
 }

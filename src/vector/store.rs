@@ -71,8 +71,12 @@ impl VectorStore {
     }
 
     /// The in-memory index, built from storage the first time it is asked for.
+    ///
+    /// Locks here are taken whatever their poison: a panic while one was held (a bug) must not
+    /// fail every later request on the store, and storage, not the in-memory index, is the
+    /// truth the index is rebuilt from at the next start.
     fn index(&self, name: &str) -> Result<Shared, VectorError> {
-        let mut loaded = self.loaded.lock().expect("vector index registry");
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ix) = loaded.get(name) {
             return Ok(ix.clone());
         }
@@ -123,7 +127,7 @@ impl VectorStore {
             ));
         }
         let (store, index) = (self.name.clone(), name.to_string());
-        let _guard = self.loaded.lock().expect("vector index registry");
+        let _guard = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         self.db.write_blocking(|tx| {
             if let Some(existing) = vectors::get_index_for_update(tx, &store, &index)? {
                 let same = existing["dimension"].as_u64() == Some(dimension as u64)
@@ -156,7 +160,7 @@ impl VectorStore {
 
     pub fn describe(&self, name: &str) -> Result<IndexStats, VectorError> {
         let ix = self.index(name)?;
-        let ix = ix.read().expect("vector index");
+        let ix = ix.read().unwrap_or_else(|p| p.into_inner());
         Ok(IndexStats {
             dimension: ix.dimension,
             count: ix.len(),
@@ -165,7 +169,7 @@ impl VectorStore {
     }
 
     pub fn delete_index(&self, name: &str) -> Result<(), VectorError> {
-        let mut loaded = self.loaded.lock().expect("vector index registry");
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         let (store, index) = (self.name.clone(), name.to_string());
         let existed = self
             .db
@@ -210,7 +214,7 @@ impl VectorStore {
             check_name("an id", id)?;
         }
         let ix = self.index(name)?;
-        let mut ix = ix.write().expect("vector index");
+        let mut ix = ix.write().unwrap_or_else(|p| p.into_inner());
         let mut records = Vec::with_capacity(ids.len());
         let mut prepared = Vec::with_capacity(ids.len());
         for (i, (id, v)) in ids.iter().zip(&vectors_in).enumerate() {
@@ -240,7 +244,7 @@ impl VectorStore {
     /// Deletes vectors by id; returns how many existed.
     pub fn delete_vectors(&self, name: &str, ids: &[String]) -> Result<usize, VectorError> {
         let ix = self.index(name)?;
-        let mut ix = ix.write().expect("vector index");
+        let mut ix = ix.write().unwrap_or_else(|p| p.into_inner());
         let (store, index) = (self.name.clone(), name.to_string());
         self.db
             .write_blocking(|tx| vectors::delete_records(tx, &store, &index, ids))?;
@@ -264,7 +268,7 @@ impl VectorStore {
         let filter = filter.map(Filter::parse).transpose()?;
         let ix = self.index(name)?;
         let hits = {
-            let ix = ix.read().expect("vector index");
+            let ix = ix.read().unwrap_or_else(|p| p.into_inner());
             let q = ix
                 .prepare(query)
                 .map_err(|e| VectorError::Invalid(format!("queryVector: {e}")))?;

@@ -428,6 +428,22 @@ async fn messages_are_saved_listed_paged_and_deleted() {
         .collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(&ids[..2], ["m1", "m2"]);
+    // Counts as large as a client likes are windows to the ends, not failures.
+    let huge = json!({
+        "pagination": {"page": 18446744073709551614u64, "perPage": 18446744073709551614u64},
+        "include": [{"id": "m2", "withPreviousMessages": 18446744073709551614u64, "withNextMessages": 18446744073709551614u64}]
+    });
+    let r = page(huge, "v2").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (
+            v["messages"].as_array().unwrap().len(),
+            v["hasMore"].clone()
+        ),
+        (3, json!(false)),
+        "{v}"
+    );
     let r = s
         .get("/api/memory/threads/t1/messages/paginated?format=v3")
         .await;
