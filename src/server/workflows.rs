@@ -269,11 +269,17 @@ fn step_records(
     let status = result["status"].as_str().unwrap_or_default();
     match framing {
         Framing::Watch => {
-            let steps = result_json(state)["steps"].clone();
+            // As Mastra's: the current step is its whole result, also listed among the steps
+            // while it runs (top-level steps; nested ones are named by their path).
+            let mut steps = result_json(state)["steps"].clone();
+            if !id.contains('.') {
+                steps[id] = result.clone();
+            }
+            let current = with_fields(json!({"id": id}), result);
             vec![json!({
                 "type": "watch",
                 "payload": {
-                    "currentStep": {"id": id, "status": status, "payload": result["payload"], "output": result.get("output"), "error": result.get("error"), "startedAt": result["startedAt"], "endedAt": result.get("endedAt")},
+                    "currentStep": current,
                     "workflowState": {"status": "running", "steps": steps, "result": null, "error": null},
                 },
                 "eventTimestamp": crate::workflow::engine::now_ms(),
@@ -281,8 +287,10 @@ fn step_records(
             })]
         }
         Framing::V1 => match status {
+            // The running result whole: a resumed step's start carries its suspension and
+            // `resumePayload`, which Mastra's playground shows as the step's resume data.
             "running" => vec![
-                json!({"type": "step-start", "payload": {"id": id, "stepCallId": call, "status": "running", "payload": result["payload"], "startedAt": result["startedAt"]}}),
+                json!({"type": "step-start", "payload": with_fields(json!({"id": id, "stepCallId": call}), result)}),
             ],
             "suspended" => vec![
                 json!({"type": "step-suspended", "payload": {"id": id, "stepCallId": call, "status": "suspended", "suspendPayload": result["suspendPayload"], "suspendedAt": result["suspendedAt"]}}),
@@ -291,7 +299,7 @@ fn step_records(
                 json!({"type": "step-waiting", "payload": {"id": id, "stepCallId": call, "status": "waiting", "payload": result["payload"], "startedAt": result["startedAt"]}}),
             ],
             _ => vec![
-                json!({"type": "step-result", "payload": {"id": id, "stepCallId": call, "status": status, "output": result.get("output"), "error": result.get("error"), "endedAt": result.get("endedAt")}}),
+                json!({"type": "step-result", "payload": with_fields(json!({"id": id, "stepCallId": call, "status": status}), &picked(result, &["output", "error", "endedAt"]))}),
                 json!({"type": "step-finish", "payload": {"id": id, "stepCallId": call, "metadata": {}}}),
             ],
         },
@@ -328,6 +336,23 @@ fn step_records(
             }
         }
     }
+}
+
+/// `base` with every field of the object `more` added.
+fn with_fields(mut base: Value, more: &Value) -> Value {
+    if let (Some(b), Some(m)) = (base.as_object_mut(), more.as_object()) {
+        b.extend(m.clone());
+    }
+    base
+}
+
+/// The fields of `result` named in `names` that it has.
+fn picked(result: &Value, names: &[&str]) -> Value {
+    let fields = names
+        .iter()
+        .filter_map(|n| result.get(*n).map(|v| (n.to_string(), v.clone())))
+        .collect();
+    Value::Object(fields)
 }
 
 fn halted_records(framing: &Framing, s: &RunState) -> Vec<Value> {

@@ -19,7 +19,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::definition::{Action, Duration, Jq, LoopKind, Step};
-use super::{Workflow, WorkflowError, Workflows};
+use super::resume::{resumption, step_path};
+use super::{Workflow, Workflows};
 use crate::storage::collection::{self, Order, Record, WORKFLOW_RUNS};
 use crate::storage::{StorageError, Store};
 use crate::telemetry::spans::{OpenSpan, SpanRecord, append_spans};
@@ -246,13 +247,6 @@ pub fn conforms(schema: Option<&Value>, value: &Value, what: &str) -> Result<(),
         .map_err(|problems| Halt::Failed(format!("{what}: {}", problems.join("; "))))
 }
 
-/// The step ids along an execution key: `sub>0/l1/0:approve` → `["sub", "approve"]`.
-pub fn step_path(key: &str) -> Vec<String> {
-    key.split('>')
-        .map(|part| part.rsplit(':').next().unwrap_or(part).to_string())
-        .collect()
-}
-
 /// The halt that decides a group of concurrent branches: cancel, then failure, then suspension,
 /// then waiting.
 fn gather(results: Vec<Result<Value, Halt>>) -> Result<Vec<Value>, Halt> {
@@ -428,8 +422,23 @@ impl<'a> Interpreter<'a> {
         if self.canceled() {
             return Err(Halt::Canceled);
         }
+        let resumed = self.with_state(|s| {
+            let resume = s.resumes.get(key).cloned();
+            resumption(scope_steps(s, &frame.scope).get(id), resume)
+        });
         let started = now_ms();
-        let running = json!({"status": "running", "payload": prev, "startedAt": started});
+        // Every result of this step carries its resumption, if it was resumed.
+        let result_of = |fields: Value| {
+            let mut result = fields;
+            if let (Some(r), Some(extra)) = (result.as_object_mut(), &resumed) {
+                for (k, v) in extra {
+                    r.insert(k.clone(), v.clone());
+                }
+            }
+            result
+        };
+        let running =
+            result_of(json!({"status": "running", "payload": prev, "startedAt": started}));
         self.emit(frame, id, &running);
         let mut attrs = Map::new();
         attrs.insert("runId".into(), json!(self.run_id()));
@@ -463,14 +472,27 @@ impl<'a> Interpreter<'a> {
             .push(span.finish(error));
         match outcome {
             Ok(output) => {
-                let mut result = json!({"status": "success", "payload": prev, "output": output, "startedAt": started, "endedAt": now_ms()});
-                if let Some(r) = self.with_state(|s| s.resumes.get(key).cloned()) {
-                    result["resumePayload"] = r;
-                }
+                let result = result_of(
+                    json!({"status": "success", "payload": prev, "output": output, "startedAt": started, "endedAt": now_ms()}),
+                );
                 self.record(frame, id, key, result).await?;
                 Ok(output)
             }
-            Err(Halt::Failed(e)) => self.fail_step(frame, id, prev, started, e).await,
+            Err(Halt::Failed(e)) => {
+                let result = result_of(
+                    json!({"status": "failed", "payload": prev, "error": e, "startedAt": started, "endedAt": now_ms()}),
+                );
+                self.fail_step(frame, id, result, e)
+            }
+            Err(Halt::Canceled) => {
+                // The step was stopped while it ran: its result says so, so watchers and
+                // streams see it end rather than run forever.
+                let result = result_of(
+                    json!({"status": "canceled", "payload": prev, "startedAt": started, "endedAt": now_ms()}),
+                );
+                self.record(frame, id, key, result).await?;
+                Err(Halt::Canceled)
+            }
             Err(other) => Err(other),
         }
     }
@@ -684,15 +706,13 @@ impl<'a> Interpreter<'a> {
         }
     }
 
-    async fn fail_step(
+    fn fail_step(
         &self,
         frame: &Frame<'_>,
         id: &str,
-        prev: &Value,
-        started: u64,
+        result: Value,
         error: String,
     ) -> Result<Value, Halt> {
-        let result = json!({"status": "failed", "payload": prev, "error": error, "startedAt": started, "endedAt": now_ms()});
         let run_id = self.run_id();
         tracing::warn!(run_id = %run_id, workflow = %frame.workflow.key, step = id, error = %error, "workflow step failed");
         self.with_state(|s| scope_steps(s, &frame.scope).insert(id.to_string(), result.clone()));
@@ -915,88 +935,4 @@ impl<'a> Interpreter<'a> {
         }
         state
     }
-}
-
-/// The suspended steps of a run: execution key → `{path, resumeSchema}`. Runs stored before
-/// suspensions were listed have only `halted_at`; their schema is looked up in the definition.
-pub fn suspensions(workflow: Option<&Workflow>, state: &RunState) -> Map<String, Value> {
-    if state.status != Status::Suspended {
-        return Map::new();
-    }
-    if !state.suspended.is_empty() {
-        return state.suspended.clone();
-    }
-    let Some(key) = state.halted_at.clone() else {
-        return Map::new();
-    };
-    let path = step_path(&key);
-    let mut schema = Value::Null;
-    if let (Some(workflow), Some(id)) = (workflow, path.last()) {
-        super::definition::walk(&workflow.steps, &mut |s| {
-            if let Step::Leaf {
-                id: sid,
-                action:
-                    Action::Suspend {
-                        resume_schema: Some(r),
-                        ..
-                    },
-                ..
-            } = s
-                && sid == id
-            {
-                schema = r.clone();
-            }
-        });
-    }
-    let mut out = Map::new();
-    out.insert(key, json!({"path": path, "resumeSchema": schema}));
-    out
-}
-
-/// Finds the suspended step `wanted` names (its full path, or its own or its outermost id) and
-/// checks the resume data against its schema; returns its execution key.
-pub fn check_resume(
-    workflow: &Workflow,
-    state: &RunState,
-    wanted: &[String],
-    data: &Value,
-) -> Result<String, WorkflowError> {
-    let suspended = suspensions(Some(workflow), state);
-    if suspended.is_empty() {
-        return Err(WorkflowError::Invalid(
-            "This workflow run was not suspended".into(),
-        ));
-    }
-    let path_of = |v: &Value| -> Vec<String> {
-        v["path"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let found = suspended.iter().find(|(_, v)| {
-        let path = path_of(v);
-        path == wanted
-            || (wanted.len() == 1
-                && (path.last() == wanted.first() || path.first() == wanted.first()))
-    });
-    let Some((key, entry)) = found else {
-        let available: Vec<String> = suspended.values().map(|v| path_of(v).join(".")).collect();
-        return Err(WorkflowError::Invalid(format!(
-            "This workflow step \"{}\" was not suspended. Available suspended steps: [{}]",
-            wanted.join("."),
-            available.join(", ")
-        )));
-    };
-    if !entry["resumeSchema"].is_null() {
-        let compiled = crate::tools::schema::Schema::compile(entry["resumeSchema"].clone())
-            .map_err(WorkflowError::Invalid)?;
-        compiled.validate(data).map_err(|problems| {
-            WorkflowError::Invalid(format!("Invalid resume data: {}", problems.join("; ")))
-        })?;
-    }
-    Ok(key.clone())
 }

@@ -205,7 +205,7 @@ pub fn snapshot(w: &Workflow, s: &RunState) -> Value {
         .into_iter()
         .map(|(id, p)| json!({"stepPath": [id], "stepId": id, "status": p["status"]}))
         .collect();
-    let suspended: Map<String, Value> = super::engine::suspensions(Some(w), s)
+    let suspended: Map<String, Value> = super::resume::suspensions(Some(w), s)
         .values()
         .filter_map(|e| e["path"][0].as_str().map(|id| (id.to_string(), json!([0]))))
         .collect();

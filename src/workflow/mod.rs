@@ -5,6 +5,7 @@ pub mod bench;
 pub mod definition;
 pub mod engine;
 pub mod legacy;
+pub mod resume;
 pub mod runs;
 
 use indexmap::IndexMap;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{broadcast, watch};
 
 use super::engine::{self, Interpreter, RunState, Status, StepServices};
+use super::resume;
 use super::{Workflow, WorkflowError, Workflows};
 use crate::storage::Store;
 
@@ -291,7 +292,7 @@ impl Runs {
                 .collect(),
             _ => Vec::new(),
         };
-        let key = engine::check_resume(workflow, &state, &wanted, &data)?;
+        let key = resume::check_resume(workflow, &state, &wanted, &data)?;
         state.resumes.insert(key, data);
         state.status = Status::Running;
         self.save(&state).await?;
@@ -387,7 +388,7 @@ pub fn result_json(state: &RunState) -> Value {
         Status::Success => out["result"] = state.result.clone().unwrap_or(Value::Null),
         Status::Failed => out["error"] = json!(state.error),
         Status::Suspended => {
-            let paths: Vec<Value> = engine::suspensions(None, state)
+            let paths: Vec<Value> = resume::suspensions(None, state)
                 .into_values()
                 .map(|v| v["path"].clone())
                 .collect();
@@ -406,7 +407,7 @@ pub fn snapshot_json(state: &RunState, workflows: &Workflows) -> Value {
         context[k] = v.clone();
     }
     let mut suspended = json!({});
-    for entry in engine::suspensions(workflow, state).values() {
+    for entry in resume::suspensions(workflow, state).values() {
         if let Some(top) = entry["path"][0].as_str() {
             suspended[top] = json!([0]);
         }

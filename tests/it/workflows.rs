@@ -690,3 +690,164 @@ legacy_workflows:
     assert_eq!(s.get("/api/workflows/expense/runs/l1").await.status, 404);
     s.stop().await;
 }
+
+/// The records of a `\x1e`-separated stream; `watch` records are JSON strings of JSON.
+fn records(text: &str) -> Vec<Value> {
+    text.split('\u{1e}')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| match serde_json::from_str::<Value>(r).unwrap() {
+            Value::String(inner) => serde_json::from_str(&inner).unwrap(),
+            v => v,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_steps_keep_their_suspension_and_canceled_steps_end_on_every_stream() {
+    let s = TestServer::start(
+        r#"
+tools:
+  slow:
+    input_schema: { type: object, properties: { ms: { type: integer } } }
+    command:
+      program: python3
+      args: ["-c", "import json,sys,time; d=json.load(sys.stdin); time.sleep(d['ms']/1000); print('{}')"]
+      timeout_ms: 60000
+workflows:
+  approve:
+    steps:
+      - { id: ask, suspend: { payload: '{why: "check " + .input.item}' }, output: '{ok: .resume.ok}' }
+  slow:
+    steps:
+      - { id: wait, tool: slow, input: '{ms: 30000}' }
+      - { id: after, map: '1' }
+"#,
+    )
+    .await;
+
+    // Suspend → resume on an open stream: the resumed step starts with its suspension and its
+    // resume data, and its result keeps them (Mastra's step result shape).
+    s.post("/api/workflows/approve/create-run?runId=a1", json!({}))
+        .await;
+    let stream = {
+        let req = s
+            .client
+            .post(s.url("/api/workflows/approve/stream?runId=a1"))
+            .json(&json!({"inputData": {"item": "laptop"}}));
+        tokio::spawn(async move { req.send().await.unwrap().text().await.unwrap() })
+    };
+    crate::support::eventually("the run to suspend", || async {
+        let e = s
+            .get("/api/workflows/approve/runs/a1/execution-result")
+            .await
+            .json();
+        (e["status"] == "suspended").then_some(())
+    })
+    .await;
+    let r = s
+        .post(
+            "/api/workflows/approve/resume?runId=a1",
+            json!({"step": "ask", "resumeData": {"ok": true}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = records(&stream.await.unwrap());
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "step-start")
+        .collect();
+    assert_eq!(starts.len(), 2, "{events:?}");
+    let (first, resumed) = (&starts[0]["payload"], &starts[1]["payload"]);
+    assert_eq!(resumed["resumePayload"], json!({"ok": true}), "{resumed}");
+    assert_eq!(resumed["suspendPayload"], json!({"why": "check laptop"}));
+    assert_eq!(
+        resumed["startedAt"], first["startedAt"],
+        "the first start stays"
+    );
+    assert!(resumed["resumedAt"].as_u64() >= resumed["suspendedAt"].as_u64());
+    let step = &s
+        .get("/api/workflows/approve/runs/a1/execution-result")
+        .await
+        .json()["steps"]["ask"];
+    assert_eq!(step["status"], "success", "{step}");
+    assert_eq!(step["output"], json!({"ok": true}));
+    for field in [
+        "payload",
+        "startedAt",
+        "endedAt",
+        "suspendedAt",
+        "resumedAt",
+    ] {
+        assert!(step.get(field).is_some(), "{field} missing from {step}");
+    }
+    assert_eq!(step["suspendPayload"], json!({"why": "check laptop"}));
+    assert_eq!(step["resumePayload"], json!({"ok": true}));
+
+    // Cancel while a step runs: watch, stream and streamVNext each see that step end canceled
+    // and the run's final state before they close.
+    for (i, (route, body)) in [
+        ("stream", json!({"inputData": {}})),
+        ("streamVNext", json!({"inputData": {}})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = format!("c{i}");
+        s.post(
+            &format!("/api/workflows/slow/create-run?runId={run}"),
+            json!({}),
+        )
+        .await;
+        let watch = {
+            let req = s
+                .client
+                .get(s.url(&format!("/api/workflows/slow/watch?runId={run}")));
+            tokio::spawn(async move { req.send().await.unwrap().text().await.unwrap() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let stream = {
+            let req = s
+                .client
+                .post(s.url(&format!("/api/workflows/slow/{route}?runId={run}")))
+                .json(&body);
+            tokio::spawn(async move { req.send().await.unwrap().text().await.unwrap() })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let started = std::time::Instant::now();
+        let r = s
+            .post(&format!("/api/workflows/slow/runs/{run}/cancel"), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let streamed = records(&stream.await.unwrap());
+        let watched = records(&watch.await.unwrap());
+        assert!(started.elapsed().as_secs() < 10, "the streams closed late");
+        let result = streamed
+            .iter()
+            .find(|e| e["type"] == "step-result")
+            .unwrap_or_else(|| panic!("{route}: no step result in {streamed:?}"));
+        assert_eq!(result["payload"]["status"], "canceled", "{route}: {result}");
+        assert_eq!(
+            streamed.last().unwrap()["type"],
+            "finish",
+            "{route}: {streamed:?}"
+        );
+        let last = &watched.last().unwrap()["payload"]["workflowState"];
+        assert_eq!(last["status"], "canceled", "{last}");
+        assert_eq!(last["steps"]["wait"]["status"], "canceled", "{last}");
+        assert!(last["steps"].get("after").is_none());
+        let running = watched
+            .iter()
+            .find(|w| w["payload"]["currentStep"]["status"] == "running")
+            .expect("a watch record while the step ran");
+        assert_eq!(
+            running["payload"]["workflowState"]["steps"]["wait"]["status"], "running",
+            "a running step is among the watched steps, as in Mastra"
+        );
+        let e = s
+            .get(&format!("/api/workflows/slow/runs/{run}/execution-result"))
+            .await
+            .json();
+        assert_eq!(e["status"], "canceled");
+        assert_eq!(e["steps"]["wait"]["status"], "canceled", "{e}");
+    }
+}
