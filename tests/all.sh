@@ -51,6 +51,15 @@ if command -v chromium >/dev/null 2>&1; then
   done
   PLAYWRIGHT_FROM="$pw" BASE_URL="http://127.0.0.1:$port" KEYED_URL="http://127.0.0.1:$keyed_port" KEYED_KEY=ui-test-key \
     node tests/ui/playground.mjs
+  # Mastra's own playground (the page `mastra dev` serves, from the npm package of the mastra CLI)
+  # against the same server.
+  mpg=${XDG_CACHE_HOME:-$HOME/.cache}/edgestra-mastra-playground
+  if [ ! -f "$mpg/package/src/playground/dist/index.html" ]; then
+    mkdir -p "$mpg"
+    (cd "$mpg" && npm pack --silent mastra@0.10.20 >/dev/null && tar xzf mastra-0.10.20.tgz package/src/playground/dist)
+  fi
+  PLAYWRIGHT_FROM="$pw" MASTRA_PLAYGROUND="$mpg/package/src/playground/dist" BASE_URL="http://127.0.0.1:$port" \
+    node tests/ui/mastra-playground.mjs
 else
   echo "playground: chromium is not installed; the browser test was not run"
 fi

@@ -5,6 +5,7 @@ mod a2a;
 mod agents;
 mod error;
 mod legacy_workflows;
+mod listener;
 mod logs;
 mod mcp;
 mod memory;
@@ -33,6 +34,7 @@ use salvo::oapi::OpenApi;
 use salvo::prelude::*;
 use salvo::server::ServerHandle;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -85,6 +87,8 @@ pub struct RunningServer {
     pub state: Arc<AppState>,
     handle: ServerHandle,
     shutdown: watch::Sender<bool>,
+    /// Ends the wait of connections that have not sent a request yet.
+    stopping: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     capture: Option<LogCapture>,
 }
@@ -94,6 +98,7 @@ impl RunningServer {
     /// log writer after it has stored everything it was given.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
+        self.stopping.cancel();
         self.handle.stop_graceful(Some(Duration::from_secs(10)));
         let _ = (&mut self.task).await;
         self.state.tools.close().await;
@@ -247,7 +252,8 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
     })?;
     let acceptor =
         TcpAcceptor::try_from(listener).map_err(|source| ServerError::Bind { addr, source })?;
-    let server = Server::new(acceptor);
+    let stopping = CancellationToken::new();
+    let server = Server::new(listener::StoppableAcceptor::new(acceptor, stopping.clone()));
     let handle = server.handle();
     let service = service(state.clone());
     let task = tokio::spawn(async move {
@@ -258,6 +264,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         state,
         handle,
         shutdown: shutdown_tx,
+        stopping,
         task,
         capture: Some(capture),
     })

@@ -1,6 +1,9 @@
 //! The `edgestra` binary itself: `validate` and `serve`.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn edgestra() -> Command {
     Command::new(env!("CARGO_BIN_EXE_edgestra"))
@@ -83,6 +86,37 @@ fn serve_prints_its_urls_and_stops_on_sigterm() {
             && line.contains("playground"),
         "{line}"
     );
+    let addr = line
+        .split("API http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/api").next())
+        .unwrap()
+        .to_string();
+
+    // At the stop: a connection that has sent nothing yet, a keep-alive connection between
+    // requests, and a request in flight. The request is answered in full; the idle connections do
+    // not hold the stop back.
+    let untouched = TcpStream::connect(&addr).unwrap();
+    let mut kept = TcpStream::connect(&addr).unwrap();
+    kept.write_all(b"GET /api HTTP/1.1\r\nHost: edgestra\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut kept).starts_with("HTTP/1.1 200"));
+    let in_flight = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let body = r#"{"messages":"Say hello.","maxTokens":24}"#;
+            let mut conn = TcpStream::connect(&addr).unwrap();
+            write!(
+                conn,
+                "POST /api/agents/assistant/generate HTTP/1.1\r\nHost: edgestra\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let response = read_response(&mut conn);
+            (response, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -90,7 +124,43 @@ fn serve_prints_its_urls_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
+    let exited = Instant::now();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let (response, answered) = in_flight.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"text\""), "{response}");
+    // The drain allows 10 s; idle connections must not make the stop wait for it.
+    let after_last_request = exited.saturating_duration_since(answered);
+    assert!(
+        after_last_request < Duration::from_secs(5),
+        "the stop waited {after_last_request:?} after the last request"
+    );
+    drop(untouched);
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body, leaving the connection open.
+fn read_response(conn: &mut TcpStream) -> String {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed mid-response: {raw:?}");
+        raw.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .expect("a Content-Length header");
+            if raw.len() >= end + 4 + length {
+                return text.into_owned();
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
