@@ -26,3 +26,13 @@ lint:
 # Tool use of local agents on BFCL data, this build next to the previous behaviour (bench/tools.sh).
 bench-tools *ARGS:
     bash bench/tools.sh {{ARGS}}
+
+# Crash check: SIGKILLs during mixed writes, then every acknowledged write read back (bench/durability.py).
+bench-crash *ARGS:
+    cargo build --release --bin edgestra
+    python3 bench/durability.py crash {{ARGS}}
+
+# Soak check: mixed reads and writes over 64 connections for 10 minutes; errors and RSS drift.
+bench-soak *ARGS:
+    cargo build --release --bin edgestra
+    python3 bench/durability.py soak {{ARGS}}
