@@ -11,6 +11,7 @@ use super::config::{MemoryConfig, Scope};
 use super::messages::{self, CoreMessage, Defaults, MessageV2};
 use super::store::{self, StoredMessage, Thread, WorkingMemoryKey};
 use crate::inference::{Embedder, InferenceError};
+use crate::storage::collection::{Order, Page, Window};
 use crate::storage::{StorageError, Store};
 use crate::vector::VectorError;
 use crate::vector::index::Metric;
@@ -257,6 +258,35 @@ impl Memory {
             threads.reverse();
         }
         Ok(threads)
+    }
+
+    /// A page of a resource's threads (0-based `page` of `per_page`) and how many there are.
+    /// In creation order only the page is read; in update order (which no index keeps) every
+    /// thread of the resource is read and sorted.
+    pub async fn threads_page(
+        &self,
+        resource_id: &str,
+        by_updated: bool,
+        descending: bool,
+        page: usize,
+        per_page: usize,
+    ) -> Result<Page<Thread>> {
+        let skip = page.saturating_mul(per_page);
+        if by_updated {
+            let all = self.threads(resource_id, true, descending).await?;
+            return Ok(Page {
+                total: all.len(),
+                items: all.into_iter().skip(skip).take(per_page).collect(),
+            });
+        }
+        let order = if descending {
+            Order::Newest
+        } else {
+            Order::Oldest
+        };
+        let (store, r) = (self.store.clone(), resource_id.to_string());
+        let window = Window::new(order, skip, per_page);
+        blocking(move || store::threads_page(&store, &r, window)).await
     }
 
     // ---- messages ------------------------------------------------------------------------

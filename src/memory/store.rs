@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::storage::collection::{
-    self, MESSAGES, Order, Record, THREADS, WORKING_MEMORY, get, get_for_update, list_by, put,
-    remove,
+    self, MESSAGES, Order, Page, Record, THREADS, WORKING_MEMORY, Window, get, get_for_update,
+    list_by, page_by, put, remove,
 };
 use crate::storage::{Result, Store};
 
@@ -171,6 +171,21 @@ pub fn threads_of(store: &Store, resource_id: &str) -> Result<Vec<Thread>> {
             .into_iter()
             .map(ThreadRecord::into_thread)
             .collect())
+    })
+}
+
+/// A page of a resource's threads in creation order.
+pub fn threads_page(store: &Store, resource_id: &str, window: Window) -> Result<Page<Thread>> {
+    store.read_blocking(|tx| {
+        let page = page_by::<ThreadRecord>(tx, 0, resource_id, &window, None)?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(ThreadRecord::into_thread)
+                .collect(),
+            total: page.total,
+        })
     })
 }
 

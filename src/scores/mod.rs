@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::agent::{Agent, Agents, CallObserver, options::CallOptions, run::RunResult};
 use crate::config::Project;
 use crate::expr::Expr;
-use crate::storage::collection::{self, Order, Record, SCORES};
+use crate::storage::collection::{self, Order, Record, SCORES, Window};
 use crate::storage::{StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -259,11 +259,13 @@ impl Scores {
                 entity_id,
             } => (2, entity_key(entity_type, entity_id)),
         };
-        let records = self
-            .store
-            .read(move |tx| collection::list_by::<ScoreRecord>(tx, index, &key, Order::Newest))
-            .await?;
-        let wanted = |r: &ScoreRecord| match &selection {
+        // Only a scorer's rows narrowed to an entity need each row read to be counted.
+        let filtered = matches!(
+            &selection,
+            Selection::Scorer { entity_id, entity_type, .. }
+                if entity_id.is_some() || entity_type.is_some()
+        );
+        let wanted = move |r: &ScoreRecord| match &selection {
             Selection::Scorer {
                 entity_id,
                 entity_type,
@@ -276,17 +278,21 @@ impl Scores {
             }
             _ => true,
         };
-        let rows: Vec<Value> = records
+        let window = Window::new(Order::Newest, page.saturating_mul(per_page), per_page);
+        let found = self
+            .store
+            .read(move |tx| {
+                let keep: Option<&dyn Fn(&ScoreRecord) -> bool> =
+                    if filtered { Some(&wanted) } else { None };
+                collection::page_by::<ScoreRecord>(tx, index, &key, &window, keep)
+            })
+            .await?;
+        let rows = found
+            .items
             .into_iter()
-            .filter(wanted)
             .map(|r| Value::Object(r.row))
             .collect();
-        let total = rows.len();
-        let rows = rows
-            .into_iter()
-            .skip(page.saturating_mul(per_page))
-            .take(per_page)
-            .collect();
+        let total = found.total;
         Ok(Page { total, rows })
     }
 

@@ -117,16 +117,17 @@ pub async fn threads_paginated(
     if per_page == 0 {
         return Err(ApiError::bad_request("`perPage` must be at least 1"));
     }
-    let all = r.memory.threads(&resource, by_updated, desc).await?;
-    let total = all.len();
-    let start = page.saturating_mul(per_page).min(total);
-    let page_items: Vec<Thread> = all.into_iter().skip(start).take(per_page).collect();
+    let found = r
+        .memory
+        .threads_page(&resource, by_updated, desc, page, per_page)
+        .await?;
+    let start = page.saturating_mul(per_page).min(found.total);
     Ok(Json(json!({
-        "threads": page_items,
-        "total": total,
+        "hasMore": start + found.items.len() < found.total,
+        "threads": found.items,
+        "total": found.total,
         "page": page,
         "perPage": per_page,
-        "hasMore": start + page_items.len() < total,
     })))
 }
 

@@ -12,6 +12,7 @@ use tokio::sync::broadcast;
 use super::ApiError;
 use super::request::{json_object, query_date_ms, query_u64, runtime_context};
 use super::state::AppState;
+use crate::storage::{Order, Window};
 use crate::workflow::engine::{RunState, Status};
 use crate::workflow::runs::{RunEvent, result_json, snapshot_json};
 use crate::workflow::{Workflow, Workflows};
@@ -88,16 +89,10 @@ pub(super) async fn runs_page(
     let limit = query_u64(req, "limit")?
         .map(|l| l as usize)
         .unwrap_or(usize::MAX);
-    let all: Vec<RunState> = state
-        .runs
-        .list(&w.key)
-        .await?
-        .into_iter()
-        .filter(|r| from.is_none_or(|f| r.created_ms >= f) && to.is_none_or(|t| r.created_ms <= t))
-        .filter(|r| resource.is_none() || r.resource_id == resource)
-        .collect();
-    let runs: Vec<Value> = all.iter().skip(offset).take(limit).map(to_json).collect();
-    Ok(Json(json!({"runs": runs, "total": all.len()})))
+    let window = Window::new(Order::Newest, offset, limit).between(from, to);
+    let page = state.runs.page(&w.key, window, resource).await?;
+    let runs: Vec<Value> = page.items.iter().map(to_json).collect();
+    Ok(Json(json!({"runs": runs, "total": page.total})))
 }
 
 /// One run.

@@ -266,6 +266,116 @@ pub fn list_by<T: Record>(
     Ok(out)
 }
 
+/// Which part of an index a paged read looks at: the records with an index time in `times`
+/// (inclusive), in `order`, of which `skip` matching ones are passed over and at most `take`
+/// kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub order: Order,
+    pub times: (u64, u64),
+    pub skip: usize,
+    pub take: usize,
+}
+
+impl Window {
+    /// Every time; `skip` then `take` records.
+    pub fn new(order: Order, skip: usize, take: usize) -> Window {
+        Window {
+            order,
+            times: (0, u64::MAX),
+            skip,
+            take,
+        }
+    }
+
+    /// Only index times from `from` to `to` (both inclusive, either open).
+    pub fn between(self, from: Option<u64>, to: Option<u64>) -> Window {
+        Window {
+            times: (from.unwrap_or(0), to.unwrap_or(u64::MAX)),
+            ..self
+        }
+    }
+
+    fn holds(&self, position: usize) -> bool {
+        position >= self.skip && position - self.skip < self.take
+    }
+}
+
+/// One page of a paged read and how many records matched in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: usize,
+}
+
+/// A page of the records under `parent` in index number `index` (see [`Window`]), with the
+/// number that matched in all. Without `keep`, only the page's records are read and the rest
+/// are counted from the index; with it, each record in the window is read, tested and dropped
+/// unless it is on the page. Either way memory holds one page, however many records there are.
+pub fn page_by<T: Record>(
+    tx: &ReadTransaction,
+    index: usize,
+    parent: &str,
+    window: &Window,
+    keep: Option<&dyn Fn(&T) -> bool>,
+) -> Result<Page<T>> {
+    let table = tx.open_table(T::COLLECTION.indexes[index].table)?;
+    let records = tx.open_table(T::COLLECTION.records)?;
+    let (lo, hi) = if window.times.0 > window.times.1 {
+        (index_key(parent, 0, ""), index_key(parent, 0, ""))
+    } else {
+        let lo = index_key(parent, window.times.0, "");
+        let hi = match window.times.1.checked_add(1) {
+            Some(end) => index_key(parent, end, ""),
+            None => prefix_bounds(parent).1,
+        };
+        (lo, hi)
+    };
+    let range = table.range(lo.as_slice()..hi.as_slice())?;
+    let id_at = parent.len() + 9;
+    let mut page = Page {
+        items: Vec::new(),
+        total: 0,
+    };
+    let mut visit = |entry: std::result::Result<
+        (redb::AccessGuard<&[u8]>, redb::AccessGuard<()>),
+        redb::StorageError,
+    >|
+     -> Result<()> {
+        let (key, _) = entry?;
+        let key = key.value();
+        let read = |id: &[u8]| -> Result<Option<T>> {
+            let id = String::from_utf8_lossy(id);
+            records
+                .get(id.as_ref())?
+                .map(|bytes| decode(bytes.value()))
+                .transpose()
+        };
+        match keep {
+            None => {
+                if window.holds(page.total) {
+                    page.items.extend(read(&key[id_at..])?);
+                }
+                page.total += 1;
+            }
+            Some(keep) => {
+                if let Some(record) = read(&key[id_at..])?.filter(|r| keep(r)) {
+                    if window.holds(page.total) {
+                        page.items.push(record);
+                    }
+                    page.total += 1;
+                }
+            }
+        }
+        Ok(())
+    };
+    match window.order {
+        Order::Oldest => range.into_iter().try_for_each(&mut visit)?,
+        Order::Newest => range.rev().try_for_each(&mut visit)?,
+    }
+    Ok(page)
+}
+
 /// Number of records in the collection.
 pub fn count<T: Record>(tx: &ReadTransaction) -> Result<u64> {
     Ok(tx.open_table(T::COLLECTION.records)?.len()?)
@@ -341,6 +451,66 @@ mod tests {
         assert!(gone.is_some());
         assert!(ids(Order::Oldest).is_empty());
         assert_eq!(store.read_blocking(count::<Thread>).unwrap(), 3);
+    }
+
+    #[test]
+    fn pages_read_one_window_and_count_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .write_blocking(|tx| {
+                for i in 0..10u64 {
+                    put(tx, &t(&format!("t{i}"), "r", 100 + i))?;
+                }
+                put(tx, &t("other", "r2", 105))?;
+                Ok(())
+            })
+            .unwrap();
+        let page = |window: Window, keep: Option<&dyn Fn(&Thread) -> bool>| {
+            let p = store
+                .read_blocking(|tx| page_by::<Thread>(tx, 0, "r", &window, keep))
+                .unwrap();
+            let ids: Vec<String> = p.items.into_iter().map(|t| t.id).collect();
+            (ids, p.total)
+        };
+        assert_eq!(
+            page(Window::new(Order::Newest, 0, 3), None),
+            (vec!["t9".into(), "t8".into(), "t7".into()], 10)
+        );
+        assert_eq!(
+            page(Window::new(Order::Oldest, 8, 5), None),
+            (vec!["t8".into(), "t9".into()], 10)
+        );
+        assert_eq!(page(Window::new(Order::Oldest, 50, 5), None), (vec![], 10));
+        // Times are inclusive at both ends and limit the total too.
+        assert_eq!(
+            page(
+                Window::new(Order::Oldest, 0, 100).between(Some(102), Some(104)),
+                None
+            ),
+            (vec!["t2".into(), "t3".into(), "t4".into()], 3)
+        );
+        assert_eq!(
+            page(
+                Window::new(Order::Oldest, 0, 100).between(Some(5), Some(4)),
+                None
+            ),
+            (vec![], 0)
+        );
+        assert_eq!(
+            page(
+                Window::new(Order::Oldest, 0, 100).between(Some(109), None),
+                None
+            ),
+            (vec!["t9".into()], 1)
+        );
+        // A filter counts only what it keeps, and skips among those.
+        let odd = |t: &Thread| t.created % 2 == 1;
+        assert_eq!(
+            page(Window::new(Order::Newest, 1, 2), Some(&odd)),
+            (vec!["t7".into(), "t5".into()], 5)
+        );
+        assert_eq!(page(Window::new(Order::Newest, 0, usize::MAX), None).1, 10);
     }
 
     #[test]

@@ -16,10 +16,14 @@ use std::sync::Arc;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
-pub use collection::{Collection, Index, Order, Record};
+pub use collection::{Collection, Index, Order, Page, Record, Window};
 
 /// The name of the database file inside the data directory.
 pub const DB_FILE: &str = "edgestra.redb";
+
+/// redb's page cache. Its default (1 GiB) lets resident memory grow with the file under a
+/// long write load; every hot table (threads, recent messages, runs) fits well inside this.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -90,21 +94,24 @@ impl Store {
             source,
         })?;
         let path = data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked(path.clone()),
-            redb::DatabaseError::Storage(redb::StorageError::Io(source))
-                if source.kind() != std::io::ErrorKind::InvalidData =>
-            {
-                StorageError::Io {
-                    path: path.clone(),
-                    source,
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StorageError::Locked(path.clone()),
+                redb::DatabaseError::Storage(redb::StorageError::Io(source))
+                    if source.kind() != std::io::ErrorKind::InvalidData =>
+                {
+                    StorageError::Io {
+                        path: path.clone(),
+                        source,
+                    }
                 }
-            }
-            other => StorageError::Corrupt {
-                path: path.clone(),
-                detail: other.to_string(),
-            },
-        })?;
+                other => StorageError::Corrupt {
+                    path: path.clone(),
+                    detail: other.to_string(),
+                },
+            })?;
         let store = Store {
             db: Arc::new(db),
             path,

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::definition::{Action, Duration, Jq, LoopKind, Step};
 use super::resume::{resumption, step_path};
 use super::{Workflow, Workflows};
-use crate::storage::collection::{self, Order, Record, WORKFLOW_RUNS};
+use crate::storage::collection::{self, Page, Record, WORKFLOW_RUNS, Window};
 use crate::storage::{StorageError, Store};
 use crate::telemetry::spans::{OpenSpan, SpanRecord, append_spans};
 
@@ -145,9 +145,20 @@ pub fn save(store: &Store, state: &RunState) -> Result<(), StorageError> {
     store.write_blocking(|tx| collection::put(tx, state).map(|_| ()))
 }
 
-/// Runs of a workflow, newest first.
-pub fn runs_of(store: &Store, workflow: &str) -> Result<Vec<RunState>, StorageError> {
-    store.read_blocking(|tx| collection::list_by::<RunState>(tx, 0, workflow, Order::Newest))
+/// A page of a workflow's runs (those created within `window`'s times and, when given, of
+/// `resource`), read without loading the others.
+pub fn runs_page(
+    store: &Store,
+    workflow: &str,
+    window: Window,
+    resource: Option<&str>,
+) -> Result<Page<RunState>, StorageError> {
+    let of_resource = |r: &RunState| r.resource_id.as_deref() == resource;
+    let keep: Option<&dyn Fn(&RunState) -> bool> = match resource {
+        Some(_) => Some(&of_resource),
+        None => None,
+    };
+    store.read_blocking(|tx| collection::page_by(tx, 0, workflow, &window, keep))
 }
 
 /// Why interpretation stopped before the end.

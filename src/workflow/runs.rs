@@ -12,6 +12,7 @@ use super::engine::{self, Interpreter, RunState, Status, StepServices};
 use super::resume;
 use super::{Workflow, WorkflowError, Workflows};
 use crate::storage::Store;
+use crate::storage::collection::{Page, Window};
 
 /// What watchers of a run see.
 #[derive(Debug, Clone)]
@@ -110,13 +111,20 @@ impl Runs {
             .ok_or(WorkflowError::RunNotFound)
     }
 
-    /// Runs of a workflow, newest first.
-    pub async fn list(&self, workflow: &str) -> Result<Vec<RunState>, WorkflowError> {
+    /// A page of a workflow's runs (see [`engine::runs_page`]).
+    pub async fn page(
+        &self,
+        workflow: &str,
+        window: Window,
+        resource: Option<String>,
+    ) -> Result<Page<RunState>, WorkflowError> {
         let (store, w) = (self.store.clone(), workflow.to_string());
-        tokio::task::spawn_blocking(move || engine::runs_of(&store, &w))
-            .await
-            .map_err(|e| WorkflowError::Config(e.to_string()))?
-            .map_err(storage)
+        tokio::task::spawn_blocking(move || {
+            engine::runs_page(&store, &w, window, resource.as_deref())
+        })
+        .await
+        .map_err(|e| WorkflowError::Config(e.to_string()))?
+        .map_err(storage)
     }
 
     /// Creates a pending run (or returns the existing one with that id).
