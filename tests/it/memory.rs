@@ -190,6 +190,42 @@ async fn threads_are_created_listed_paged_updated_and_deleted() {
         .await
         .json();
     assert_eq!(p["hasMore"], false);
+    // Pages come in creation order (newest first by default), ascending when asked, and a
+    // page far past the end is empty, not an error.
+    let ids = |p: &Value| -> Vec<String> {
+        p["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let newest = s
+        .get("/api/memory/threads/paginated?agentId=notes&resourceId=u1&perPage=2")
+        .await
+        .json();
+    let oldest = s
+        .get(
+            "/api/memory/threads/paginated?agentId=notes&resourceId=u1&perPage=2&sortDirection=ASC",
+        )
+        .await
+        .json();
+    let mut reversed = ids(&oldest);
+    reversed.reverse();
+    assert_eq!(ids(&newest), reversed);
+    assert_eq!(ids(&newest).len(), 2);
+    let p = s
+        .get("/api/memory/threads/paginated?agentId=notes&resourceId=u1&page=18446744073709551615&perPage=18446744073709551615")
+        .await
+        .json();
+    assert_eq!(
+        (
+            p["threads"].clone(),
+            p["total"].clone(),
+            p["hasMore"].clone()
+        ),
+        (json!([]), json!(2), json!(false))
+    );
     assert_eq!(
         s.get("/api/memory/threads/paginated?agentId=notes")
             .await

@@ -851,3 +851,75 @@ workflows:
         assert_eq!(e["steps"]["wait"]["status"], "canceled", "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_paged_by_offset_limit_dates_and_resource() {
+    let s = TestServer::start(
+        r#"
+workflows:
+  one:
+    steps:
+      - { id: a, map: '1' }
+"#,
+    )
+    .await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let resource = if i % 2 == 0 { "u1" } else { "u2" };
+        let r = s
+            .post(
+                &format!("/api/workflows/one/create-run?runId=r{i}&resourceId={resource}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let run = s.get(&format!("/api/workflows/one/runs/r{i}")).await.json();
+        created.push(run["createdAt"].as_str().unwrap().to_string());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let page = |query: String| {
+        let s = &s;
+        async move {
+            let v = s
+                .get(&format!("/api/workflows/one/runs?{query}"))
+                .await
+                .json();
+            let ids: Vec<String> = v["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["runId"].as_str().unwrap().to_string())
+                .collect();
+            (ids, v["total"].as_u64().unwrap())
+        }
+    };
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        page(String::new()).await,
+        (ids(&["r4", "r3", "r2", "r1", "r0"]), 5)
+    );
+    assert_eq!(
+        page("limit=2&offset=1".into()).await,
+        (ids(&["r3", "r2"]), 5)
+    );
+    assert_eq!(
+        page("resourceId=u1&limit=1&offset=1".into()).await,
+        (ids(&["r2"]), 3)
+    );
+    assert_eq!(
+        page(format!("fromDate={}&toDate={}", created[1], created[3])).await,
+        (ids(&["r3", "r2", "r1"]), 3)
+    );
+    assert_eq!(
+        page(format!("fromDate={}&resourceId=u2", created[2])).await,
+        (ids(&["r3"]), 1)
+    );
+    assert_eq!(
+        page("offset=18446744073709551615&limit=18446744073709551615".into()).await,
+        (vec![], 5)
+    );
+    let r = s.get("/api/workflows/one/runs?limit=x").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.error().contains("limit"), "{}", r.text);
+    s.stop().await;
+}
