@@ -230,23 +230,38 @@ fn ids_in(
     order: Order,
 ) -> Result<Vec<String>> {
     let (lo, hi) = prefix_bounds(parent);
-    let range = table.range(lo.as_slice()..hi.as_slice())?;
-    let skip = parent.len() + 9;
     let mut ids = Vec::new();
-    let mut push = |entry: std::result::Result<
+    scan(table, parent, (&lo, &hi), order, |id| {
+        ids.push(String::from_utf8_lossy(id).into_owned());
+        Ok(())
+    })?;
+    Ok(ids)
+}
+
+/// Calls `visit` with the record id of each index key of `parent` in `lo..hi`, in `order`.
+fn scan(
+    table: &impl ReadableTable<&'static [u8], ()>,
+    parent: &str,
+    (lo, hi): (&[u8], &[u8]),
+    order: Order,
+    mut visit: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let range = table.range(lo..hi)?;
+    // `parent \0 time(8 bytes) id`
+    let id_at = parent.len() + 9;
+    let mut each = |entry: std::result::Result<
         (redb::AccessGuard<&[u8]>, redb::AccessGuard<()>),
         redb::StorageError,
     >|
      -> Result<()> {
-        let (k, _) = entry?;
-        ids.push(String::from_utf8_lossy(&k.value()[skip..]).into_owned());
-        Ok(())
+        let (key, _) = entry?;
+        let key = key.value();
+        visit(key.get(id_at..).unwrap_or_default())
     };
     match order {
-        Order::Oldest => range.into_iter().try_for_each(&mut push)?,
-        Order::Newest => range.rev().try_for_each(&mut push)?,
+        Order::Oldest => range.into_iter().try_for_each(&mut each),
+        Order::Newest => range.rev().try_for_each(&mut each),
     }
-    Ok(ids)
 }
 
 /// Records under `parent` in index number `index`, ordered by time.
@@ -331,35 +346,27 @@ pub fn page_by<T: Record>(
         };
         (lo, hi)
     };
-    let range = table.range(lo.as_slice()..hi.as_slice())?;
-    let id_at = parent.len() + 9;
     let mut page = Page {
         items: Vec::new(),
         total: 0,
     };
-    let mut visit = |entry: std::result::Result<
-        (redb::AccessGuard<&[u8]>, redb::AccessGuard<()>),
-        redb::StorageError,
-    >|
-     -> Result<()> {
-        let (key, _) = entry?;
-        let key = key.value();
-        let read = |id: &[u8]| -> Result<Option<T>> {
-            let id = String::from_utf8_lossy(id);
-            records
-                .get(id.as_ref())?
-                .map(|bytes| decode(bytes.value()))
-                .transpose()
-        };
+    let read = |id: &[u8]| -> Result<Option<T>> {
+        let id = String::from_utf8_lossy(id);
+        records
+            .get(id.as_ref())?
+            .map(|bytes| decode(bytes.value()))
+            .transpose()
+    };
+    scan(&table, parent, (&lo, &hi), window.order, |id| {
         match keep {
             None => {
                 if window.holds(page.total) {
-                    page.items.extend(read(&key[id_at..])?);
+                    page.items.extend(read(id)?);
                 }
                 page.total += 1;
             }
             Some(keep) => {
-                if let Some(record) = read(&key[id_at..])?.filter(|r| keep(r)) {
+                if let Some(record) = read(id)?.filter(|r| keep(r)) {
                     if window.holds(page.total) {
                         page.items.push(record);
                     }
@@ -368,11 +375,7 @@ pub fn page_by<T: Record>(
             }
         }
         Ok(())
-    };
-    match window.order {
-        Order::Oldest => range.into_iter().try_for_each(&mut visit)?,
-        Order::Newest => range.rev().try_for_each(&mut visit)?,
-    }
+    })?;
     Ok(page)
 }
 
