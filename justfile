@@ -36,3 +36,16 @@ bench-crash *ARGS:
 bench-soak *ARGS:
     cargo build --release --bin edgestra
     python3 bench/durability.py soak {{ARGS}}
+
+# Static release files with the models embedded (default both musl triples): dist/edgestra-<version>-<triple>, dist/SHA256SUMS.
+dist *TRIPLES:
+    bash dist/build.sh {{TRIPLES}}
+
+# Bounded test of each release file in dist/: validate, serve, one generate, SIGTERM (aarch64 under qemu-aarch64).
+dist-check:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    shopt -s nullglob
+    files=(dist/edgestra-*-unknown-linux-musl)
+    [ ${#files[@]} -gt 0 ] || { echo "no release file in dist/: run just dist"; exit 1; }
+    for f in "${files[@]}"; do bash dist/check.sh "$f"; done

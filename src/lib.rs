@@ -9,6 +9,7 @@ pub mod expr;
 pub mod inference;
 pub mod mcp;
 pub mod memory;
+pub mod metrics;
 pub mod net;
 pub mod network;
 pub mod scores;

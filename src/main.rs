@@ -8,6 +8,11 @@ use edgestra::config::{self, ConfigError, Project};
 use edgestra::server::{self, ServeOptions};
 use edgestra::telemetry::{self, LogFormat};
 
+// musl's malloc is slow with many threads; the static (musl) release files use mimalloc.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// edgestra — run Mastra-compatible agents, tools and workflows locally, from one binary.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -48,6 +53,20 @@ enum Command {
         /// The data directory of the server whose store to fill (the server must not be running).
         #[arg(long, env = "EDGESTRA_DATA_DIR", default_value = "./.edgestra")]
         data_dir: PathBuf,
+    },
+    /// Ask a running server whether it is ready (`GET /ready`; with `--live`, only whether it
+    /// serves: `GET /health`). Exits 0 when it is, 1 when not or unreachable — for supervisors
+    /// and container health checks.
+    Health {
+        /// The server's base URL.
+        #[arg(long, env = "EDGESTRA_URL", default_value = "http://127.0.0.1:4111")]
+        url: String,
+        /// Liveness only.
+        #[arg(long)]
+        live: bool,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
     },
     /// List the models: those embedded in this binary and those a project file names.
     Models {
@@ -117,6 +136,9 @@ struct ServeArgs {
     /// Development mode: enables dev-only routes such as editing agent instructions.
     #[arg(long, env = "EDGESTRA_DEV")]
     dev: bool,
+    /// Serve Prometheus metrics at `GET /metrics` (requests, models, workflow runs, storage).
+    #[arg(long, env = "EDGESTRA_METRICS")]
+    metrics: bool,
     /// Format of the logs printed on stdout.
     #[arg(
         long,
@@ -180,6 +202,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         data_dir: args.data_dir,
         api_key: args.api_key.or_else(|| project.server.api_key.clone()),
         dev: args.dev,
+        metrics: args.metrics,
     };
     let running = match server::start(project, opts.clone()).await {
         Ok(r) => r,
@@ -376,6 +399,39 @@ fn models(config: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `edgestra health`: prints the probe's answer (or why there was none) and exits 0 only on 200.
+async fn health(url: &str, live: bool, timeout: f64) -> ExitCode {
+    let probe = format!(
+        "{}/{}",
+        url.trim_end_matches('/'),
+        if live { "health" } else { "ready" }
+    );
+    let client = match edgestra::net::http_client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("edgestra health: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wait = std::time::Duration::from_secs_f64(timeout.clamp(0.1, 3600.0));
+    match client.get(&probe).timeout(wait).send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let body = answer.text().await.unwrap_or_default();
+            println!("{probe}: {} {}", status.as_u16(), body.trim());
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("edgestra health: {probe}: no answer ({e})");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -383,6 +439,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await,
         Command::Validate { file } => validate(&file),
         Command::Models { config } => models(config.as_deref()),
+        Command::Health { url, live, timeout } => health(&url, live, timeout).await,
         Command::Ingest {
             store,
             index,

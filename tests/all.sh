@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the integration binary (cargo), then the conformance suite
 # (Mastra's own client, ../shared/conformance) against the release binary serving
-# tests/conformance/edgestra.yaml, for the API groups implemented so far.
+# tests/conformance/edgestra.yaml, the official `openai` client against its /v1 API, the
+# systemd unit's check, and the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,17 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 FIXTURE="$PWD/tests/conformance/fixture.json" ONLY="$CONFORMANCE_GROUPS" bash "$suite/run.sh" "http://127.0.0.1:$port"
+
+# The OpenAI-compatible API through the official `openai` npm client, against the same server.
+oai=${XDG_CACHE_HOME:-$HOME/.cache}/edgestra-openai
+if [ ! -f "$oai/node_modules/openai/package.json" ]; then
+  mkdir -p "$oai"
+  npm install --prefix "$oai" --no-audit --no-fund --loglevel=error openai@6.49.0 >/dev/null
+fi
+OPENAI_FROM="$oai" BASE_URL="http://127.0.0.1:$port" node tests/openai/client.mjs
+
+# The systemd unit in deploy/, checked against the binary just built.
+bash tests/deploy/verify.sh "$PWD/target/release/edgestra"
 
 # The playground in a real browser (headless Chromium driven by playwright-core).
 if command -v chromium >/dev/null 2>&1; then

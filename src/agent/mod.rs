@@ -30,6 +30,8 @@ pub const DEFAULT_MAX_STEPS: u32 = 5;
 pub enum AgentError {
     #[error("Agent with name {0} not found")]
     NotFound(String),
+    #[error("The model `{0}` does not exist")]
+    ModelNotFound(String),
     #[error("{0}")]
     InvalidRequest(String),
     #[error(transparent)]
@@ -114,6 +116,25 @@ impl Agent {
         })
     }
 
+    /// An agent that is only `model`: no instructions, tools or memory. Callers that address a
+    /// model itself (the OpenAI-compatible API) run it, so that a model call gets the same
+    /// request checks, client-tool handling, tool routing, tracing and logs as an agent call.
+    fn bare(name: &str, model: Arc<dyn Generator>, embedder: Option<Arc<dyn Embedder>>) -> Agent {
+        Agent {
+            key: name.to_string(),
+            name: name.to_string(),
+            instructions: RwLock::new(String::new()),
+            model,
+            tools: IndexMap::new(),
+            workflows: Vec::new(),
+            memory_config: None,
+            max_steps: DEFAULT_MAX_STEPS,
+            default_generate_options: Value::Object(Default::default()),
+            default_stream_options: Value::Object(Default::default()),
+            router: router::ToolRouter::new(embedder),
+        }
+    }
+
     /// The system instructions as they stand (they can be changed at run time in dev mode).
     pub fn instructions(&self) -> String {
         self.instructions
@@ -161,6 +182,9 @@ pub trait CallObserver: Send + Sync {
 #[derive(Clone)]
 pub struct Agents {
     agents: IndexMap<String, Arc<Agent>>,
+    /// A bare agent (see [`Agent::bare`]) per chat model the project can name: its `models:`
+    /// entries and the embedded models, by model name.
+    bare: IndexMap<String, Arc<Agent>>,
     services: RunServices,
     /// Set once, after the parts that observe calls (which may call agents themselves) exist.
     observer: Arc<std::sync::OnceLock<Arc<dyn CallObserver>>>,
@@ -180,8 +204,21 @@ impl Agents {
             let agent = Agent::build(key, cfg, tools, models, embedder.clone())?;
             agents.insert(key.clone(), Arc::new(agent));
         }
+        let model_names = project.models.keys().cloned().chain(
+            crate::inference::embedded::manifest()
+                .into_iter()
+                .map(|m| m.name),
+        );
+        let mut bare = IndexMap::new();
+        for name in model_names {
+            if let Some(model) = models.generator(&name) {
+                bare.entry(name.clone())
+                    .or_insert_with(|| Arc::new(Agent::bare(&name, model, embedder.clone())));
+            }
+        }
         Ok(Agents {
             agents,
+            bare,
             services,
             observer: Default::default(),
         })
@@ -195,6 +232,18 @@ impl Agents {
         self.agents
             .get(key)
             .ok_or_else(|| AgentError::NotFound(key.to_string()))
+    }
+
+    /// The bare agent over the chat model `name` (see [`Agent::bare`]).
+    pub fn model(&self, name: &str) -> Result<&Arc<Agent>, AgentError> {
+        self.bare
+            .get(name)
+            .ok_or_else(|| AgentError::ModelNotFound(name.to_string()))
+    }
+
+    /// The chat models [`Agents::model`] knows, in the project's order, then the embedded ones.
+    pub fn model_names(&self) -> impl Iterator<Item = &str> {
+        self.bare.keys().map(String::as_str)
     }
 
     /// Asks `agent` one question (with its generate defaults): its structured answer under

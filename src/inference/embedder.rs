@@ -55,14 +55,29 @@ impl BertEmbedder {
 
     /// Embeds a batch of texts; each vector has unit length.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, InferenceError> {
+        Ok(self.embed_counted(texts)?.0)
+    }
+
+    /// As [`BertEmbedder::embed`], with the number of tokens the texts took (after truncation,
+    /// special tokens included; padding not counted).
+    pub fn embed_counted(&self, texts: &[&str]) -> Result<(Vec<Vec<f32>>, u64), InferenceError> {
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+        let run = || -> candle_core::Result<(Vec<Vec<f32>>, u64)> {
             let enc = self
                 .tokenizer
                 .encode_batch(texts.to_vec(), true)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let tokens: u64 = enc
+                .iter()
+                .map(|e| {
+                    e.get_attention_mask()
+                        .iter()
+                        .map(|&m| m as u64)
+                        .sum::<u64>()
+                })
+                .sum();
             let dev = Device::Cpu;
             let ids: Vec<Tensor> = enc
                 .iter()
@@ -81,7 +96,7 @@ impl BertEmbedder {
             let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
             let mean = summed.broadcast_div(&counts)?;
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-            mean.broadcast_div(&norm)?.to_vec2::<f32>()
+            Ok((mean.broadcast_div(&norm)?.to_vec2::<f32>()?, tokens))
         };
         run().map_err(|e| InferenceError::Failed(format!("embedding failed: {e}")))
     }

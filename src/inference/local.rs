@@ -34,6 +34,24 @@ pub enum Source {
 }
 
 impl Source {
+    /// Whether the model's files are there to load: embedded in this binary, or present on
+    /// disk. Cheap (no file is read); what readiness probes ask.
+    pub fn check(&self) -> Result<(), InferenceError> {
+        match self {
+            Source::Embedded(name) if embedded::manifest().iter().any(|m| &m.name == name) => {
+                Ok(())
+            }
+            Source::Embedded(name) => Err(InferenceError::Load(format!(
+                "`{name}` is not embedded in this binary"
+            ))),
+            Source::Path(p) if p.exists() => Ok(()),
+            Source::Path(p) => Err(InferenceError::Load(format!(
+                "{} does not exist",
+                p.display()
+            ))),
+        }
+    }
+
     /// A file of the model: borrowed from the binary when embedded, read into memory (and
     /// freed once the loader has copied what it needs) when on disk.
     pub(crate) fn bytes(
@@ -67,6 +85,27 @@ impl Source {
 pub(crate) fn release(bytes: Cow<'static, [u8]>) {
     if let Cow::Borrowed(b) = bytes {
         embedded::release(b);
+    }
+}
+
+/// The error a worker's model failed to load with, once it has tried (shared between the
+/// worker thread and its handle, for readiness).
+#[derive(Clone, Default)]
+struct LoadFailure(Arc<Mutex<Option<InferenceError>>>);
+
+impl LoadFailure {
+    fn record<T>(&self, loaded: &Result<T, InferenceError>) {
+        if let Err(e) = loaded {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.clone());
+        }
+    }
+
+    /// `Ok` unless loading failed or the files are missing.
+    fn readiness(&self, source: &Source) -> Result<(), InferenceError> {
+        match self.0.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            Some(e) => Err(e),
+            None => source.check(),
+        }
     }
 }
 
@@ -131,6 +170,7 @@ pub struct LocalChat {
     source: Source,
     /// How the model calls tools, read from its file the first time it is asked.
     format: OnceLock<ToolFormat>,
+    failure: LoadFailure,
 }
 
 impl LocalChat {
@@ -148,9 +188,12 @@ impl LocalChat {
         let kept = source.clone();
         let thread_name = format!("edgestra-chat-{name}");
         let batch = batch.max(1);
+        let failure = LoadFailure::default();
+        let recorded = failure.clone();
+        let model = name.to_string();
         std::thread::Builder::new()
             .name(thread_name)
-            .spawn(move || chat_worker(source, rx, batch))
+            .spawn(move || chat_worker(&model, source, rx, batch, recorded))
             .expect("spawn chat worker");
         LocalChat {
             name: name.to_string(),
@@ -158,6 +201,7 @@ impl LocalChat {
             capacity: queue,
             source: kept,
             format: OnceLock::new(),
+            failure,
         }
     }
 }
@@ -171,7 +215,7 @@ struct Running {
 
 /// The batching loop: admit queued requests up to `batch`, run one pass for all of them, let
 /// each take its logits; a request that finishes or whose caller went away leaves at once.
-fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
+fn chat_worker(name: &str, source: Source, rx: Receiver<Job>, batch: usize, failure: LoadFailure) {
     let mut engine: Option<Result<ChatEngine, InferenceError>> = None;
     let mut active: Vec<Running> = Vec::new();
     loop {
@@ -196,6 +240,10 @@ fn chat_worker(source: Source, rx: Receiver<Job>, batch: usize) {
             let loaded = engine.get_or_insert_with(|| {
                 let e = unwound(|| ChatEngine::load(&source), "while loading");
                 tracing::info!(target: "edgestra::inference", model = ?source, ms = started.elapsed().as_millis() as u64, ok = e.is_ok(), "chat model loaded");
+                if e.is_ok() {
+                    crate::metrics::model_loaded(name, started.elapsed());
+                }
+                failure.record(&e);
                 e
             });
             let engine = match loaded {
@@ -303,6 +351,9 @@ impl Generator for LocalChat {
     fn model_id(&self) -> &str {
         &self.name
     }
+    fn readiness(&self) -> Result<(), InferenceError> {
+        self.failure.readiness(&self.source)
+    }
     fn provider(&self) -> &str {
         "edgestra.local"
     }
@@ -321,9 +372,19 @@ impl Generator for LocalChat {
         req: GenerateRequest,
         stream: Option<UnboundedSender<String>>,
     ) -> Result<Generation, InferenceError> {
+        let started = Instant::now();
         let (reply, rx) = oneshot::channel();
-        self.submit(Job::Generate(ChatJob { req, stream, reply }), rx)
-            .await
+        let generation = self
+            .submit(Job::Generate(ChatJob { req, stream, reply }), rx)
+            .await?;
+        let usage = generation.usage;
+        crate::metrics::model_generated(
+            &self.name,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            started.elapsed(),
+        );
+        Ok(generation)
     }
 
     async fn score(
@@ -348,9 +409,11 @@ impl LocalChat {
         job: Job,
         answer: oneshot::Receiver<Result<T, InferenceError>>,
     ) -> Result<T, InferenceError> {
+        let _waiting = crate::metrics::model_request(&self.name);
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                crate::metrics::model_rejected(&self.name);
                 return Err(InferenceError::Busy(format!(
                     "the local model `{}` is busy ({} requests are waiting); try again shortly",
                     self.name, self.capacity
@@ -368,14 +431,19 @@ impl LocalChat {
 
 struct EmbedJob {
     texts: Vec<String>,
-    reply: oneshot::Sender<Result<Vec<Vec<f32>>, InferenceError>>,
+    reply: oneshot::Sender<Result<Embedded, InferenceError>>,
 }
+
+/// Vectors of a batch and the number of tokens they took.
+type Embedded = (Vec<Vec<f32>>, u64);
 
 /// A local embedding model behind its worker thread.
 pub struct LocalEmbedder {
     name: String,
     queue: SyncSender<EmbedJob>,
     dimensions: usize,
+    source: Source,
+    failure: LoadFailure,
 }
 
 impl LocalEmbedder {
@@ -393,6 +461,10 @@ impl LocalEmbedder {
             .and_then(|c| serde_json::from_slice::<serde_json::Value>(&c).ok())
             .and_then(|v| v["hidden_size"].as_u64())
             .unwrap_or(384) as usize;
+        let failure = LoadFailure::default();
+        let recorded = failure.clone();
+        let kept = source.clone();
+        let label = name.to_string();
         std::thread::Builder::new()
             .name(format!("edgestra-embed-{name}"))
             .spawn(move || {
@@ -401,13 +473,20 @@ impl LocalEmbedder {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let m = model
-                        .get_or_insert_with(|| unwound(|| load_bert(&source), "while loading"));
+                    let m = model.get_or_insert_with(|| {
+                        let started = Instant::now();
+                        let loaded = unwound(|| load_bert(&source), "while loading");
+                        if loaded.is_ok() {
+                            crate::metrics::model_loaded(&label, started.elapsed());
+                        }
+                        recorded.record(&loaded);
+                        loaded
+                    });
                     let result = match m {
                         Err(e) => Err(e.clone()),
                         Ok(m) => {
                             let refs: Vec<&str> = job.texts.iter().map(String::as_str).collect();
-                            unwound(|| m.embed(&refs), "while embedding")
+                            unwound(|| m.embed_counted(&refs), "while embedding")
                         }
                     };
                     let _ = job.reply.send(result);
@@ -418,6 +497,8 @@ impl LocalEmbedder {
             name: name.to_string(),
             queue: tx,
             dimensions,
+            source: kept,
+            failure,
         }
     }
 }
@@ -438,11 +519,22 @@ impl Embedder for LocalEmbedder {
     fn dimensions(&self) -> usize {
         self.dimensions
     }
+    fn readiness(&self) -> Result<(), InferenceError> {
+        self.failure.readiness(&self.source)
+    }
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, InferenceError> {
+        Ok(self.embed_counted(texts).await?.0)
+    }
+    async fn embed_counted(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<(Vec<Vec<f32>>, Option<u64>), InferenceError> {
+        let _waiting = crate::metrics::model_request(&self.name);
         let (reply, rx) = oneshot::channel();
         match self.queue.try_send(EmbedJob { texts, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                crate::metrics::model_rejected(&self.name);
                 return Err(InferenceError::Busy(format!(
                     "the local embedding model `{}` is busy; try again shortly",
                     self.name
@@ -452,8 +544,10 @@ impl Embedder for LocalEmbedder {
                 return Err(InferenceError::Failed("the model worker stopped".into()));
             }
         }
-        rx.await
-            .map_err(|_| InferenceError::Failed("the model worker stopped".into()))?
+        let (vectors, tokens) = rx
+            .await
+            .map_err(|_| InferenceError::Failed("the model worker stopped".into()))??;
+        Ok((vectors, Some(tokens)))
     }
 }
 

@@ -168,6 +168,12 @@ pub trait Generator: Send + Sync {
     fn holds_to_schema(&self) -> bool {
         false
     }
+    /// Whether the model can serve: its files are there and, if it was loaded, loading
+    /// succeeded. Cheap; nothing is loaded. Remote providers are not probed (that would be a
+    /// network call per probe) and count as ready.
+    fn readiness(&self) -> Result<(), InferenceError> {
+        Ok(())
+    }
     /// Generates; text deltas go to `stream` as they are produced. Dropping the returned future
     /// cancels the generation at the next token.
     async fn generate(
@@ -192,7 +198,18 @@ pub trait Generator: Send + Sync {
 #[async_trait::async_trait]
 pub trait Embedder: Send + Sync {
     fn dimensions(&self) -> usize;
+    /// As [`Generator::readiness`].
+    fn readiness(&self) -> Result<(), InferenceError> {
+        Ok(())
+    }
     async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, InferenceError>;
+    /// As [`Embedder::embed`], with the number of input tokens when the model tells it.
+    async fn embed_counted(
+        &self,
+        texts: Vec<String>,
+    ) -> Result<(Vec<Vec<f32>>, Option<u64>), InferenceError> {
+        Ok((self.embed(texts).await?, None))
+    }
 }
 
 /// The models a project can use, by name: the embedded ones under their manifest names, and
@@ -262,5 +279,19 @@ impl Models {
     /// The embedder registered as `name`.
     pub fn embedder(&self, name: &str) -> Option<std::sync::Arc<dyn Embedder>> {
         self.embedders.get(name).cloned()
+    }
+
+    /// The models that cannot serve, by name, with why (see [`Generator::readiness`]), in
+    /// name order.
+    pub fn not_ready(&self) -> Vec<(String, String)> {
+        let generators = self.generators.iter().map(|(n, g)| (n, g.readiness()));
+        let embedders = self.embedders.iter().map(|(n, e)| (n, e.readiness()));
+        let mut failing: Vec<(String, String)> = generators
+            .chain(embedders)
+            .filter_map(|(n, r)| r.err().map(|e| (n.clone(), e.to_string())))
+            .collect();
+        failing.sort();
+        failing.dedup();
+        failing
     }
 }

@@ -148,7 +148,9 @@ impl From<crate::agent::AgentError> for ApiError {
     fn from(e: crate::agent::AgentError) -> Self {
         use crate::agent::AgentError;
         match e {
-            AgentError::NotFound(_) => ApiError::not_found(e.to_string()),
+            AgentError::NotFound(_) | AgentError::ModelNotFound(_) => {
+                ApiError::not_found(e.to_string())
+            }
             AgentError::InvalidRequest(m) => ApiError::bad_request(m),
             AgentError::Inference(e) => e.into(),
             AgentError::Tool(e) => e.into(),

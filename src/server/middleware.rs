@@ -36,7 +36,7 @@ pub async fn request_span(
     async {
         ctrl.call_next(req, depot, res).await;
         let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-        if path.starts_with("/api") || path.starts_with("/a2a") {
+        if protected(&path) {
             tracing::info!(
                 method,
                 path,
@@ -48,6 +48,34 @@ pub async fn request_span(
     }
     .instrument(span)
     .await;
+}
+
+/// Counts the request by method, route template and status, with its latency (when metrics
+/// are on). Unmatched paths share one label, so the label set stays bounded.
+#[handler]
+pub async fn record_metrics(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    ctrl: &mut FlowCtrl,
+) {
+    if !AppState::get(depot).metrics {
+        return;
+    }
+    let started = Instant::now();
+    ctrl.call_next(req, depot, res).await;
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+            req.method().as_str()
+        }
+        _ => "other",
+    };
+    let route = match req.matched_path() {
+        "" => "unmatched",
+        template => template,
+    };
+    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+    crate::metrics::request_answered(method, route, status, started.elapsed());
 }
 
 /// Rejects bodies announced as larger than the limit before reading them, and for JSON
@@ -89,12 +117,17 @@ pub async fn body_and_context(
     }
 }
 
-fn protected(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path.starts_with("/a2a/")
+/// Paths of the APIs (Mastra's, A2A, OpenAI's): the API key guards them, their errors are
+/// JSON, and the playground never answers them.
+pub(super) fn protected(path: &str) -> bool {
+    path == "/api"
+        || path.starts_with("/api/")
+        || path.starts_with("/a2a/")
+        || super::openai::is_openai_path(path)
 }
 
 /// When an API key is configured: `Authorization: Bearer <key>` or `?apiKey=<key>` on
-/// `/api/*` and `/a2a/*`. Keys are compared in constant time.
+/// `/api/*`, `/a2a/*` and `/v1/*`. Keys are compared in constant time.
 #[handler]
 pub async fn auth(req: &mut Request, depot: &mut Depot, res: &mut Response, ctrl: &mut FlowCtrl) {
     let Some(expected) = AppState::get(depot).api_key.clone() else {
@@ -137,7 +170,12 @@ pub async fn json_errors(req: &mut Request, res: &mut Response, ctrl: &mut FlowC
             }
             other => other.canonical_reason().unwrap_or("Error").to_string(),
         };
-        ApiError::new(code, message).render(res);
+        let error = ApiError::new(code, message);
+        if super::openai::is_openai_path(&path) {
+            super::openai::render_error(res, &error);
+        } else {
+            error.render(res);
+        }
         ctrl.skip_rest();
     }
 }

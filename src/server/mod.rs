@@ -4,13 +4,16 @@
 mod a2a;
 mod agents;
 mod error;
+mod health;
 mod legacy_workflows;
 mod listener;
 mod logs;
 mod mcp;
 mod memory;
+mod metrics;
 mod middleware;
 mod networks;
+mod openai;
 mod playground;
 pub mod request;
 mod scores;
@@ -56,6 +59,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub api_key: Option<String>,
     pub dev: bool,
+    /// Serve `GET /metrics` and record what it reports.
+    pub metrics: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +217,7 @@ pub async fn start(project: Project, opts: ServeOptions) -> Result<RunningServer
         body_limit: project.server.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
         api_key: opts.api_key.clone().filter(|k| !k.is_empty()),
         dev: opts.dev,
+        metrics: opts.metrics,
         instance: capture.instance,
         shutdown: shutdown_rx,
         tools,
@@ -504,6 +510,7 @@ fn cors(project: &Project) -> Option<salvo::cors::CorsHandler> {
         "content-type".to_string(),
         "authorization".into(),
         "x-mastra-client-type".into(),
+        openai::THREAD_HEADER.into(),
     ];
     let mut origins = vec!["*".to_string()];
     if let Some(c) = custom {
@@ -541,11 +548,17 @@ fn service(state: Arc<AppState>) -> Service {
         .hoop(middleware::body_and_context)
         .push(api_router())
         .push(Router::with_path("openapi.json").get(doc))
+        .push(Router::with_path("health").get(health::health))
+        .push(Router::with_path("ready").get(health::ready))
+        .push(openai::router())
+        .push(Router::with_path("metrics").get(metrics::metrics))
         .push(Router::with_path("refresh-events").get(system::refresh_events))
         .push(Router::with_path("{**path}").get(playground::serve));
     let mut service = Service::new(router)
         .hoop(state::Inject(state.clone()))
-        .hoop(middleware::request_span);
+        .hoop(middleware::request_span)
+        .hoop(middleware::record_metrics)
+        .hoop(openai::openai_errors);
     if let Some(cors) = cors(&state.project) {
         service = service.hoop(cors);
     }

@@ -12,7 +12,7 @@ struct Assets;
 #[handler]
 pub async fn serve(req: &mut Request, res: &mut Response) {
     let path = req.param::<String>("path").unwrap_or_default();
-    if path == "api" || path.starts_with("api/") || path.starts_with("a2a/") {
+    if super::middleware::protected(&format!("/{path}")) {
         // An API path no route matched: the catcher answers with a JSON 404.
         res.status_code(StatusCode::NOT_FOUND);
         return;

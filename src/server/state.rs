@@ -33,6 +33,8 @@ pub struct AppState {
     pub api_key: Option<String>,
     /// Development mode (`--dev`): enables dev-only routes.
     pub dev: bool,
+    /// `--metrics`: `GET /metrics` is served and requests are counted.
+    pub metrics: bool,
     /// The log-capture instance whose span fields route this server's logs.
     pub instance: u64,
     /// Flips to `true` when the server shuts down, so long-lived streams can end.

@@ -160,6 +160,11 @@ impl Store {
             .map_err(|e| StorageError::Database(format!("storage task failed: {e}")))?
     }
 
+    /// Whether the database answers: a read transaction begins (what readiness probes ask).
+    pub async fn check(&self) -> Result<()> {
+        self.read(|_| Ok(())).await
+    }
+
     /// Like [`Store::read_blocking`], on the blocking thread pool.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where

@@ -208,6 +208,7 @@ impl Runs {
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
+                crate::metrics::run_started();
                 let final_state = match runs.workflows.of_run(&state.workflow) {
                     Some(workflow) => {
                         let publisher = runs.clone();
@@ -245,6 +246,7 @@ impl Runs {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&run_id);
+                crate::metrics::run_ended(final_state.status.as_str());
                 if again.load(std::sync::atomic::Ordering::SeqCst)
                     && let Ok(Some(latest)) = runs.load(&run_id).await
                     && latest.status == Status::Running

@@ -206,6 +206,7 @@ async fn ingest_chunks_embeds_and_stores_files() {
         data_dir: data.clone(),
         api_key: None,
         dev: false,
+        metrics: false,
     };
     let server = edgestra::server::start(project, opts).await.unwrap();
     let base = format!("http://{}", server.addr);

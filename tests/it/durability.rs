@@ -43,6 +43,7 @@ async fn a_data_directory_in_use_is_refused_with_one_sentence() {
         data_dir: s.data_dir().to_path_buf(),
         api_key: None,
         dev: false,
+        metrics: false,
     };
     let err = match edgestra::server::start(project, opts).await {
         Ok(_) => panic!("a second server on the same data directory must not start"),

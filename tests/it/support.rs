@@ -13,6 +13,7 @@ pub struct TestServer {
     data_dir: PathBuf,
     yaml: String,
     api_key: Option<String>,
+    metrics: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -40,14 +41,28 @@ impl TestServer {
     }
 
     pub async fn start_with(yaml: &str, api_key: Option<&str>) -> TestServer {
+        Self::start_full(yaml, api_key, false).await
+    }
+
+    /// With `--metrics` (and `api_key`, if any).
+    pub async fn start_metered(yaml: &str, api_key: Option<&str>) -> TestServer {
+        Self::start_full(yaml, api_key, true).await
+    }
+
+    async fn start_full(yaml: &str, api_key: Option<&str>, metrics: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().to_path_buf();
-        let mut s = Self::boot(yaml, &data_dir, api_key.map(String::from)).await;
+        let mut s = Self::boot(yaml, &data_dir, api_key.map(String::from), metrics).await;
         s._dir = Some(dir);
         s
     }
 
-    async fn boot(yaml: &str, data_dir: &Path, api_key: Option<String>) -> TestServer {
+    async fn boot(
+        yaml: &str,
+        data_dir: &Path,
+        api_key: Option<String>,
+        metrics: bool,
+    ) -> TestServer {
         let project =
             edgestra::config::load_str(yaml, "test project").expect("test project is valid");
         let opts = ServeOptions {
@@ -56,6 +71,7 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             api_key: api_key.clone(),
             dev: false,
+            metrics,
         };
         let server = server::start(project, opts).await.expect("server starts");
         TestServer {
@@ -65,6 +81,7 @@ impl TestServer {
             data_dir: data_dir.to_path_buf(),
             yaml: yaml.to_string(),
             api_key,
+            metrics,
             _dir: None,
         }
     }
@@ -72,7 +89,13 @@ impl TestServer {
     /// Stops the server and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
         self.server.take().unwrap().stop().await;
-        let mut fresh = Self::boot(&self.yaml, &self.data_dir, self.api_key.clone()).await;
+        let mut fresh = Self::boot(
+            &self.yaml,
+            &self.data_dir,
+            self.api_key.clone(),
+            self.metrics,
+        )
+        .await;
         self.base = fresh.base.clone();
         self.server = fresh.server.take();
     }
