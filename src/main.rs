@@ -105,6 +105,13 @@ enum Command {
         /// Inference threads (default: the machine's cores).
         #[arg(long, env = "EDGESTRA_THREADS")]
         threads: Option<usize>,
+        /// `serve`: another edgestra binary to measure the same way (e.g. the static release
+        /// file), with the ratio of its figures to this one's.
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// `serve`: API requests per run.
+        #[arg(long, default_value_t = 4_000)]
+        requests: usize,
     },
 }
 
@@ -114,6 +121,8 @@ enum BenchTarget {
     Vector,
     Memory,
     Workflow,
+    /// The whole server under a mixed load (optionally against another build).
+    Serve,
 }
 
 #[derive(clap::Args)]
@@ -459,6 +468,26 @@ async fn main() -> ExitCode {
                 &data_dir,
             )
             .await
+        }
+        Command::Bench {
+            target: BenchTarget::Serve,
+            against,
+            requests,
+            repeat,
+            ..
+        } => {
+            let opts = server::bench::Options {
+                against,
+                runs: repeat,
+                requests,
+            };
+            match server::bench::run(opts).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edgestra bench serve: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Bench {
             target: BenchTarget::Vector,

@@ -3,6 +3,7 @@
 
 mod a2a;
 mod agents;
+pub mod bench;
 mod error;
 mod health;
 mod legacy_workflows;
