@@ -267,7 +267,11 @@ pub async fn run(opts: Options) -> Result<(), String> {
     let this = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut binaries = vec![this];
     if let Some(other) = &opts.against {
-        binaries.push(other.clone());
+        // Each server starts in its own empty folder: the path must not be relative.
+        let other = other
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", other.display()))?;
+        binaries.push(other);
     }
     let runs = opts.runs.max(1);
     println!(
@@ -311,7 +315,7 @@ pub async fn run(opts: Options) -> Result<(), String> {
             None => println!("| {name} | {this:.1} | — | — |"),
         }
     }
-    if let Some(other) = &opts.against {
+    if let Some(other) = binaries.get(1) {
         println!("\nthis: {}\nagainst: {}", binaries[0].display(), other.display());
     }
     Ok(())

@@ -8,7 +8,8 @@ use super::simd::{self, Isa};
 
 /// Weight rows per chunk of work.
 const CHUNK_ROWS: usize = 16;
-/// Vectors one weight row meets at a time when there are many.
+/// Vectors one weight row meets at a time when there are many (the x86-64 kernels' tile).
+#[cfg(target_arch = "x86_64")]
 const WIDE_VECS: usize = 8;
 
 /// `out[t·rows + r] = Σ_c x[t][c] · w[r][c]` for every vector t of `x` and row r of `w`.

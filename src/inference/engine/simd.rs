@@ -37,6 +37,7 @@ impl Isa {
 
 /// The instruction sets this CPU can run, best last.
 pub fn available() -> Vec<Isa> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut out = vec![Isa::Scalar];
     #[cfg(target_arch = "x86_64")]
     {
