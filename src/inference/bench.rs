@@ -18,16 +18,21 @@ use super::{InferenceError, embedded};
 
 /// Peak resident memory of this process so far, in MiB (Linux; 0 elsewhere).
 pub fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
+    status_mib("self", "VmHWM:")
+}
+
+/// Peak resident memory of the process `pid` so far, in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mib_of(pid: u32) -> f64 {
+    status_mib(&pid.to_string(), "VmHWM:")
 }
 
 /// Resident memory of this process now, in MiB (Linux; 0 elsewhere).
 pub fn rss_mib() -> f64 {
-    status_mib("VmRSS:")
+    status_mib("self", "VmRSS:")
 }
 
-fn status_mib(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+fn status_mib(process: &str, key: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).unwrap_or_default();
     let line = status
         .lines()
         .find(|l| l.starts_with(key))
@@ -48,7 +53,8 @@ pub struct Options {
     pub runs: usize,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The middle of `v` (which must not be empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

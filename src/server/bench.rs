@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::inference::bench::{median, peak_rss_mib_of};
+
 /// What to run.
 pub struct Options {
     /// Another edgestra binary to measure the same way.
@@ -81,16 +83,7 @@ impl Served {
     }
 
     fn peak_rss_mib(&self) -> f64 {
-        let Some(pid) = self.child.id() else {
-            return 0.0;
-        };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
+        self.child.id().map(peak_rss_mib_of).unwrap_or(0.0)
     }
 
     async fn stop(mut self) {
@@ -164,7 +157,9 @@ async fn api_client(
                 .await?;
             }
             _ => {
-                let url = format!("{base}/api/memory/threads/{thread}/messages?agentId=assistant&limit=20");
+                let url = format!(
+                    "{base}/api/memory/threads/{thread}/messages?agentId=assistant&limit=20"
+                );
                 let r = client
                     .get(&url)
                     .send()
@@ -200,13 +195,30 @@ async fn measure(base: &str, requests: usize) -> Result<Figures, String> {
         .map(|i| format!("Sentence number {i} describes a small edge device in a field."))
         .collect();
     // Both models loaded before anything is timed.
-    post(&client, format!("{base}/v1/chat/completions"), chat("Hi".into(), 2)).await?;
-    post(&client, format!("{base}/v1/embeddings"), json!({"model": "embed", "input": "warm"})).await?;
+    post(
+        &client,
+        format!("{base}/v1/chat/completions"),
+        chat("Hi".into(), 2),
+    )
+    .await?;
+    post(
+        &client,
+        format!("{base}/v1/embeddings"),
+        json!({"model": "embed", "input": "warm"}),
+    )
+    .await?;
 
     let started = Instant::now();
     let per_client = requests.div_ceil(CONNECTIONS);
     let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|who| tokio::spawn(api_client(client.clone(), base.to_string(), who, per_client)))
+        .map(|who| {
+            tokio::spawn(api_client(
+                client.clone(),
+                base.to_string(),
+                who,
+                per_client,
+            ))
+        })
         .collect();
     for c in clients {
         c.await.map_err(|e| e.to_string())??;
@@ -217,7 +229,10 @@ async fn measure(base: &str, requests: usize) -> Result<Figures, String> {
     let started = Instant::now();
     let generations: Vec<_> = (0..GENERATIONS)
         .map(|i| {
-            let body = chat(format!("Write a few sentences about {}.", topics[i % topics.len()]), 48);
+            let body = chat(
+                format!("Write a few sentences about {}.", topics[i % topics.len()]),
+                48,
+            );
             let (client, url) = (client.clone(), format!("{base}/v1/chat/completions"));
             tokio::spawn(async move { post(&client, url, body).await })
         })
@@ -245,11 +260,6 @@ async fn measure(base: &str, requests: usize) -> Result<Figures, String> {
         sentences_per_s,
         peak_rss_mib: 0.0,
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn medians(runs: &[Figures]) -> Figures {
@@ -316,7 +326,11 @@ pub async fn run(opts: Options) -> Result<(), String> {
         }
     }
     if let Some(other) = binaries.get(1) {
-        println!("\nthis: {}\nagainst: {}", binaries[0].display(), other.display());
+        println!(
+            "\nthis: {}\nagainst: {}",
+            binaries[0].display(),
+            other.display()
+        );
     }
     Ok(())
 }
