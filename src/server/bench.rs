@@ -262,14 +262,28 @@ async fn measure(base: &str, requests: usize) -> Result<Figures, String> {
     })
 }
 
-fn medians(runs: &[Figures]) -> Figures {
-    let of = |f: fn(&Figures) -> f64| median(runs.iter().map(f).collect());
-    Figures {
-        requests_per_s: of(|f| f.requests_per_s),
-        tokens_per_s: of(|f| f.tokens_per_s),
-        sentences_per_s: of(|f| f.sentences_per_s),
-        peak_rss_mib: of(|f| f.peak_rss_mib),
+impl Figures {
+    /// The figures' names, in the order of [`Figures::values`].
+    const NAMES: [&'static str; 4] = [
+        "API requests/s",
+        "generation tokens/s (4 streams)",
+        "embeddings sentences/s",
+        "peak RSS MiB",
+    ];
+
+    fn values(&self) -> [f64; 4] {
+        [
+            self.requests_per_s,
+            self.tokens_per_s,
+            self.sentences_per_s,
+            self.peak_rss_mib,
+        ]
     }
+}
+
+/// The median of each figure over `runs`, in the order of [`Figures::values`].
+fn medians(runs: &[Figures]) -> [f64; 4] {
+    std::array::from_fn(|i| median(runs.iter().map(|f| f.values()[i]).collect()))
 }
 
 /// Runs the benchmark and prints its table.
@@ -304,23 +318,17 @@ pub async fn run(opts: Options) -> Result<(), String> {
             results[i].push(f);
         }
     }
-    let m: Vec<Figures> = results.iter().map(|r| medians(r)).collect();
+    let m: Vec<[f64; 4]> = results.iter().map(|r| medians(r)).collect();
     println!();
     println!("| median | this build | against | against / this |");
     println!("|---|---|---|---|");
-    let rows: [(&str, fn(&Figures) -> f64); 4] = [
-        ("API requests/s", |f| f.requests_per_s),
-        ("generation tokens/s (4 streams)", |f| f.tokens_per_s),
-        ("embeddings sentences/s", |f| f.sentences_per_s),
-        ("peak RSS MiB", |f| f.peak_rss_mib),
-    ];
-    for (name, get) in rows {
-        let this = get(&m[0]);
+    for (i, name) in Figures::NAMES.iter().enumerate() {
+        let this = m[0][i];
         match m.get(1) {
             Some(other) => println!(
                 "| {name} | {this:.1} | {:.1} | {:.3} |",
-                get(other),
-                get(other) / this
+                other[i],
+                other[i] / this
             ),
             None => println!("| {name} | {this:.1} | — | — |"),
         }
